@@ -1,0 +1,375 @@
+"""Deploy checks Django's own `check --deploy` does not make.
+
+Each one runs inside `manage.py check --deploy` beside Django's security checks,
+in the same shape: the messages live here at module level with a stable id and a
+hint that names the fix, and each small function only decides which apply.
+Silence one deliberately with SILENCED_SYSTEM_CHECKS, like any Django check.
+
+They cover what production-checklist incidents come from and Django cannot see:
+a SECRET_KEY that is in the repository, hosts and origins left from other
+environments, and settings that disagree with the proxy config in deploy/.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Error, Info, Tags, Warning, register
+from django.http.request import validate_host
+
+from . import proxy_config
+
+# Bounds for reading git history, so `check --deploy` stays fast on a big repository.
+GIT_HISTORY_COMMITS = 500
+GIT_TIMEOUT_SECONDS = 5
+
+# Files that hold settings or environment values and may have carried a key.
+SECRET_SOURCES = (
+    "settings.py",
+    "settings_*.py",
+    "settings/*.py",
+    "env.py",
+    ".env",
+    ".env.*",
+    "*.env",
+    "compose*.yaml",
+    "compose*.yml",
+    "docker-compose*.yml",
+    "docker-compose*.yaml",
+)
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+W001 = Warning(
+    "Your SECRET_KEY is a value committed to the repository (%s), so anyone who "
+    "can read the code can forge sessions and password reset links.",
+    hint="Generate a new key for this deployment and set it in the environment "
+    "(DJANGO_SECRET_KEY in the server's .env), never in a tracked file.",
+    id="shipshape.W001",
+)
+
+W002 = Warning(
+    "ALLOWED_HOSTS contains '*', so Django answers requests for any Host header.",
+    hint="List each public hostname the site serves in DJANGO_ALLOWED_HOSTS.",
+    id="shipshape.W002",
+)
+
+W003 = Warning(
+    "ALLOWED_HOSTS entry '%s' is a wildcard that matches the domain and every subdomain.",
+    hint="List each hostname the site serves instead of a leading-dot pattern.",
+    id="shipshape.W003",
+)
+
+W004 = Warning(
+    "ALLOWED_HOSTS entry '%s' is a local address, which a public deployment never serves.",
+    hint="Remove it from DJANGO_ALLOWED_HOSTS; health probes use the health path, "
+    "which needs no host.",
+    id="shipshape.W004",
+)
+
+W005 = Warning(
+    "ALLOWED_HOSTS entry '%s' is not one of the hostnames this project was generated "
+    "for (PUBLIC_HOSTS), so the proxy in deploy/ never forwards it.",
+    hint="Remove the stale name from DJANGO_ALLOWED_HOSTS, or add it to PUBLIC_HOSTS "
+    "and to the proxy config if the site really moved.",
+    id="shipshape.W005",
+)
+
+W006 = Warning(
+    "CSRF_TRUSTED_ORIGINS entry '%s' is an http:// origin, so forms posted over "
+    "plain HTTP are trusted.",
+    hint="Use the https:// origin; browsers reach this site over HTTPS only.",
+    id="shipshape.W006",
+)
+
+W007 = Warning(
+    "CSRF_TRUSTED_ORIGINS entry '%s' has no scheme, so it never matches a browser's Origin.",
+    hint="Write the full origin, https://host[:port].",
+    id="shipshape.W007",
+)
+
+W008 = Warning(
+    "CSRF_TRUSTED_ORIGINS entry '%s' is a wildcard that trusts every matching subdomain.",
+    hint="List each origin that really posts to this site.",
+    id="shipshape.W008",
+)
+
+W009 = Warning(
+    "CSRF_TRUSTED_ORIGINS entry '%s' names a host that ALLOWED_HOSTS does not serve.",
+    hint="Remove the stale origin; keep it only if that other site really posts "
+    "forms here, and then silence shipshape.W009.",
+    id="shipshape.W009",
+)
+
+I001 = Info(
+    "CSRF_TRUSTED_ORIGINS entry '%s' repeats a host Django already serves, and "
+    "Django accepts a site's own origin without it.",
+    hint="Remove it; if the admin login fails without it, the proxy is not passing "
+    "Host or X-Forwarded-Proto, and that is what to fix.",
+    id="shipshape.I001",
+)
+
+W010 = Warning(
+    "SECURE_PROXY_SSL_HEADER is not set although %s terminates TLS, so every request "
+    "looks like plain HTTP to Django.",
+    hint="Set SECURE_PROXY_SSL_HEADER = ('HTTP_X_FORWARDED_PROTO', 'https') and make "
+    "the proxy overwrite X-Forwarded-Proto.",
+    id="shipshape.W010",
+)
+
+W011 = Warning(
+    "USE_X_FORWARDED_HOST is True, so a client's X-Forwarded-Host can choose the host "
+    "Django validates and puts in links.",
+    hint="Set USE_X_FORWARDED_HOST = False; the proxy passes the real Host header.",
+    id="shipshape.W011",
+)
+
+W012 = Warning(
+    "USE_X_FORWARDED_PORT is True, so a client's X-Forwarded-Port can change the port "
+    "in URLs Django builds.",
+    hint="Set USE_X_FORWARDED_PORT = False; the proxy passes the port in the Host header.",
+    id="shipshape.W012",
+)
+
+W013 = Warning(
+    "Both %s and Django (SECURE_HSTS_SECONDS) send Strict-Transport-Security, so "
+    "responses carry the header twice.",
+    hint="Remove the Strict-Transport-Security header from the proxy config; Django sends it.",
+    id="shipshape.W013",
+)
+
+W014 = Warning(
+    "STATIC_ROOT is deployed at %s but %s serves STATIC_URL from %s, so collectstatic "
+    "writes where the proxy never looks.",
+    hint="Make the proxy's static location point at STATIC_ROOT (or STATIC_ROOT at it).",
+    id="shipshape.W014",
+)
+
+W015 = Warning(
+    "%s does not serve STATIC_URL (%s), so static files are not served.",
+    hint="Add a location for STATIC_URL that serves STATIC_ROOT to the proxy config.",
+    id="shipshape.W015",
+)
+
+E001 = Error(
+    "The proxy config named in SHIPSHAPE['proxy_config'] cannot be read: %s.",
+    hint="Point SHIPSHAPE['proxy_config'] at the file in deploy/, or render it again "
+    "with `copier update`.",
+    id="shipshape.E001",
+)
+
+
+def _copy(message, *args):
+    """The module-level message with the details of this occurrence filled in."""
+    return type(message)(message.msg % args, hint=message.hint, id=message.id)
+
+
+# SECRET_KEY ---------------------------------------------------------------------
+
+
+def _base_dir() -> Path:
+    return Path(getattr(settings, "BASE_DIR", Path.cwd()))
+
+
+def _git(base_dir: Path, *args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(base_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def committed_texts(base_dir: Path):
+    """Yield (where, text) for the settings and env files in the repository and its history.
+
+    In a git repository: the tracked files and the last GIT_HISTORY_COMMITS commits
+    that touched them. Without git: the settings modules and .env.example on disk
+    (the real .env is not a committed file).
+    """
+    pathspecs = [f":(glob)**/{pattern}" for pattern in SECRET_SOURCES]
+    tracked = _git(base_dir, "ls-files", "-z", "--", *pathspecs)
+    if tracked is None:
+        patterns = ["*/settings.py", "*/settings/*.py", "*/env.py", "tests/settings.py"]
+        for path in [p for pattern in patterns for p in base_dir.glob(pattern)]:
+            yield str(path.relative_to(base_dir)), path.read_text(errors="replace")
+        example = base_dir / ".env.example"
+        if example.exists():
+            yield ".env.example", example.read_text(errors="replace")
+        return
+    for name in filter(None, tracked.split("\0")):
+        path = base_dir / name
+        if path.is_file():
+            yield name, path.read_text(errors="replace")
+    history = _git(
+        base_dir,
+        "log",
+        "-p",
+        "--no-color",
+        "--no-ext-diff",
+        f"--max-count={GIT_HISTORY_COMMITS}",
+        "--format=commit %h",
+        "--",
+        *pathspecs,
+    )
+    if history:
+        yield "git history", history
+
+
+@register(Tags.security, deploy=True)
+def check_secret_key_not_committed(app_configs, **kwargs):
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    keys = [key for key in keys if isinstance(key, str) and key]
+    if not keys:
+        return []
+    for where, text in committed_texts(_base_dir()):
+        if any(key in text for key in keys):
+            return [_copy(W001, f"found in {where}")]
+    return []
+
+
+# Hosts and origins --------------------------------------------------------------
+
+
+def _is_local(host: str) -> bool:
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+@register(Tags.security, deploy=True)
+def check_allowed_hosts(app_configs, **kwargs):
+    public = getattr(settings, "PUBLIC_HOSTS", None)
+    errors = []
+    for host in settings.ALLOWED_HOSTS:
+        if host == "*":
+            errors.append(W002)
+        elif host.startswith("."):
+            errors.append(_copy(W003, host))
+        elif _is_local(host):
+            errors.append(_copy(W004, host))
+        elif public is not None and host.lower() not in public:
+            errors.append(_copy(W005, host))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_csrf_trusted_origins(app_configs, **kwargs):
+    errors = []
+    for origin in settings.CSRF_TRUSTED_ORIGINS:
+        if "://" not in origin:
+            errors.append(_copy(W007, origin))
+        elif origin.startswith("http://"):
+            errors.append(_copy(W006, origin))
+        elif "*" in origin:
+            errors.append(_copy(W008, origin))
+        else:
+            host = urlsplit(origin).hostname or ""
+            if validate_host(host, settings.ALLOWED_HOSTS):
+                errors.append(_copy(I001, origin))
+            else:
+                errors.append(_copy(W009, origin))
+    return errors
+
+
+# Proxy headers ------------------------------------------------------------------
+
+
+def _proxy_name(config) -> str:
+    return f"the proxy config {config.path.name}"
+
+
+def _read_proxy_config():
+    """The parsed proxy config, None without one, or the E001 error when it is unreadable."""
+    try:
+        return proxy_config.load(), None
+    except OSError as exc:
+        return None, _copy(E001, exc.strerror or exc)
+
+
+@register(Tags.security, deploy=True)
+def check_proxy_config_readable(app_configs, **kwargs):
+    _, error = _read_proxy_config()
+    return [error] if error else []
+
+
+@register(Tags.security, deploy=True)
+def check_proxy_ssl_header(app_configs, **kwargs):
+    if settings.SECURE_PROXY_SSL_HEADER:
+        return []
+    kind, _ = proxy_config.configured()
+    if kind == "load_balancer":
+        return [_copy(W010, "the load balancer")]
+    config, _ = _read_proxy_config()
+    if config is not None and config.terminates_tls:
+        return [_copy(W010, _proxy_name(config))]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_forwarded_host_and_port(app_configs, **kwargs):
+    errors = []
+    if settings.USE_X_FORWARDED_HOST:
+        errors.append(W011)
+    if settings.USE_X_FORWARDED_PORT:
+        errors.append(W012)
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_hsts_sent_once(app_configs, **kwargs):
+    if not settings.SECURE_HSTS_SECONDS:
+        return []
+    config, _ = _read_proxy_config()
+    if config is not None and config.sends_hsts:
+        return [_copy(W013, _proxy_name(config))]
+    return []
+
+
+# Static files -------------------------------------------------------------------
+
+
+def deployed_path(path: str | os.PathLike) -> str:
+    """Where a path under BASE_DIR lives on the server (SHIPSHAPE['app_dir'])."""
+    app_dir = getattr(settings, "SHIPSHAPE", {}).get("app_dir")
+    path = Path(path)
+    if app_dir:
+        try:
+            relative = path.resolve().relative_to(_base_dir().resolve())
+        except ValueError:
+            pass
+        else:
+            return str(PurePosixPath(app_dir, *relative.parts))
+    return str(PurePosixPath(path))
+
+
+@register(Tags.security, deploy=True)
+def check_static_root_matches_proxy(app_configs, **kwargs):
+    if not settings.STATIC_ROOT or not settings.STATIC_URL:
+        return []
+    config, _ = _read_proxy_config()
+    if config is None:
+        return []
+    served = config.static_dirs(settings.STATIC_URL)
+    if not served:
+        return [_copy(W015, _proxy_name(config), settings.STATIC_URL)]
+    expected = deployed_path(settings.STATIC_ROOT)
+    return [
+        _copy(W014, expected, _proxy_name(config), directory)
+        for directory in dict.fromkeys(served)
+        if directory != expected
+    ]
