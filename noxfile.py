@@ -1,0 +1,50 @@
+"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `lint`, `demo`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+TEST_REQUIREMENTS = nox.project.dependency_groups(PYPROJECT, "test")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every test, every answer combination: what CI runs. Installs missing system packages."""
+    session.run("bash", str(ROOT / ".ci/system-packages"), external=True)
+    session.install(*TEST_REQUIREMENTS)
+    args = session.posargs or ["-m", "slow or not slow"]
+    session.run("pytest", "-n", "auto", "--durations=15", *args)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on the template's own Python (generated Python is linted by the tests)."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Render the defaults into demo/ and run the generated project's deploy checks."""
+    session.install("copier")
+    target = ROOT / "demo"
+    shutil.rmtree(target, ignore_errors=True)
+    session.run(
+        "copier", "copy", "--trust", "--defaults", "--vcs-ref", "HEAD", str(ROOT), str(target)
+    )
+    generated = nox.project.load_toml(target / "pyproject.toml")
+    session.install(*generated["project"]["dependencies"])
+    session.chdir(target)
+    session.run(
+        "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING",
+        env={"DJANGO_SETTINGS_MODULE": "my_site.settings.production"},
+    )  # fmt: skip
