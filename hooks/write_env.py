@@ -49,7 +49,11 @@ def render(*, hosts: list[str], database: str, deployment: str, project_slug: st
             f"DATABASE_URL=postgres://{project_slug}:{password}@{db_host}:5432/{project_slug}",
         ]
     else:
-        lines += ["", "# Unset: SQLite in db.sqlite3 at the project root.", "# DATABASE_URL=sqlite:////absolute/path/db.sqlite3"]
+        lines += [
+            "",
+            "# Unset: SQLite in db.sqlite3 at the project root.",
+            "# DATABASE_URL=sqlite:////absolute/path/db.sqlite3",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -33,9 +33,7 @@ PYTHONS = {"5.2": ["python3.11", "python3"], "6.1": ["python3.13", "python3.12"]
 
 
 def git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    )
+    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
     return result.stdout
 
 
@@ -65,7 +63,7 @@ def commit_as_tests(repo: Path, message: str) -> None:
 
 
 def render(template: Path, dest: Path, vcs_ref: str = SNAPSHOT_VERSION, **answers) -> Path:
-    """Render the template like `copier copy --trust --defaults -d ...`, isolated from user settings."""
+    """Render like `copier copy --trust --defaults -d ...`, isolated from user settings."""
     copier.run_copy(
         str(template),
         dest,
@@ -124,7 +122,8 @@ def _find_python(series: str) -> str:
             probe = subprocess.run([found, "-c", "pass"], capture_output=True, check=False)
             if probe.returncode == 0:
                 return found
-    raise RuntimeError(f"Django {series} needs one of {', '.join(PYTHONS[series])}; none is installed")
+    wanted = ", ".join(PYTHONS[series])
+    raise RuntimeError(f"Django {series} needs one of {wanted}; none is installed")
 
 
 def project_requirements(pyproject: Path) -> list[str]:
@@ -132,50 +131,56 @@ def project_requirements(pyproject: Path) -> list[str]:
     return [*data["project"]["dependencies"], *data["dependency-groups"]["dev"]]
 
 
+def ensure_project_venv(template: Path, series: str, workdir: Path) -> Path:
+    """The python of a cached virtualenv with every generated-project dependency for a series.
+
+    The requirements come from the pyproject.toml of a project rendered with every
+    optional dependency, so building the virtualenv also proves that file installs.
+    Safe to call from several processes at once: the first builds, the others wait.
+    """
+    probe = render(
+        template, workdir / f"probe-{series}", django_version=series, database="postgres",
+        proxy="load_balancer",
+    )  # fmt: skip
+    requirements = sorted(project_requirements(probe / "pyproject.toml"))
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:10]
+    venv = CACHE / "venvs" / f"django-{series}-{key}"
+    CACHE.mkdir(exist_ok=True)
+    with open(CACHE / "venvs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "ready").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+            uv = [sys.executable, "-m", "uv"]
+            python = _find_python(series)
+            subprocess.run([*uv, "venv", "-q", "--python", python, str(venv)], check=True, env=env)
+            target = str(venv / "bin" / "python")
+            subprocess.run(
+                [*uv, "pip", "install", "-q", "--python", target, *requirements],
+                check=True,
+                env=env,
+            )
+            (venv / "ready").write_text("\n".join(requirements))
+    return venv / "bin" / "python"
+
+
 @pytest.fixture(scope="session")
 def project_python(template_repo, tmp_path_factory) -> Callable[[str], Path]:
-    """A Python with everything generated projects of a Django series depend on.
-
-    The requirements come from the pyproject.toml of a rendered project that uses
-    every optional dependency, so the test also proves that file installs.
-    """
+    """`project_python("5.2")`: a Python with every dependency generated projects have."""
     pythons: dict[str, Path] = {}
 
     def get(series: str) -> Path:
-        if series in pythons:
-            return pythons[series]
-        probe = render(
-            template_repo,
-            tmp_path_factory.mktemp("requirements") / "probe",
-            django_version=series,
-            database="postgres",
-            proxy="load_balancer",
-        )
-        requirements = sorted(project_requirements(probe / "pyproject.toml"))
-        key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:10]
-        venv = CACHE / "venvs" / f"django-{series}-{key}"
-        CACHE.mkdir(exist_ok=True)
-        with open(CACHE / "venvs.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (venv / "ready").exists():
-                shutil.rmtree(venv, ignore_errors=True)
-                env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-                uv = [sys.executable, "-m", "uv"]
-                python = _find_python(series)
-                subprocess.run([*uv, "venv", "-q", "--python", python, str(venv)], check=True, env=env)
-                subprocess.run(
-                    [*uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *requirements],
-                    check=True,
-                    env=env,
-                )
-                (venv / "ready").write_text("\n".join(requirements))
-        pythons[series] = venv / "bin" / "python"
+        if series not in pythons:
+            workdir = tmp_path_factory.mktemp("requirements")
+            pythons[series] = ensure_project_venv(template_repo, series, workdir)
         return pythons[series]
 
     return get
 
 
-def run(args: list, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(
+    args: list, cwd: Path, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run a command in a generated project with a clean environment, capturing output."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
     return subprocess.run(

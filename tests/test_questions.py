@@ -160,13 +160,17 @@ def test_every_problem_is_listed_at_once(template_repo, tmp_path):
     result = copier_cli(
         template_repo, tmp_path / "project", "project_slug=os", "health_path=x", "http_port=0"
     )
-    refused = [line.split(":")[1].strip() for line in result.stderr.splitlines() if "refused:" in line]
+    refused = [
+        line.split(":")[1].strip() for line in result.stderr.splitlines() if "refused:" in line
+    ]
     assert refused == ["project_slug", "health_path", "http_port"]
 
 
 def test_a_derived_slug_that_is_not_an_identifier_is_refused(template_repo, tmp_path):
     result = copier_cli(template_repo, tmp_path / "project", "project_name=2024 Shop")
-    assert "refused: project_slug: '2024_shop' is not a lowercase Python identifier" in result.stderr
+    assert (
+        "refused: project_slug: '2024_shop' is not a lowercase Python identifier" in result.stderr
+    )
 
 
 def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_path):
@@ -176,7 +180,16 @@ def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_
     dest = tmp_path / "project"
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "copier", "copy", "--trust", "--vcs-ref", SNAPSHOT_VERSION, str(template_repo), str(dest)],
+        [
+            "-m",
+            "copier",
+            "copy",
+            "--trust",
+            "--vcs-ref",
+            SNAPSHOT_VERSION,
+            str(template_repo),
+            str(dest),
+        ],
         env={**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(dest)), "TERM": "xterm"},
         encoding="utf-8",
         timeout=30,

@@ -58,7 +58,9 @@ def test_env_is_private_ignored_and_holds_a_fresh_secret(rendered):
     env_path = project / ".env"
     assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
     secret = dict(
-        line.split("=", 1) for line in env_path.read_text().splitlines() if line.startswith("DJANGO_")
+        line.split("=", 1)
+        for line in env_path.read_text().splitlines()
+        if line.startswith("DJANGO_")
     )["DJANGO_SECRET_KEY"]
     assert len(secret) >= 50
     assert len(set(secret)) >= 5
