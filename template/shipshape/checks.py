@@ -200,12 +200,15 @@ def committed_texts(base_dir: Path):
     pathspecs = [f":(glob)**/{pattern}" for pattern in SECRET_SOURCES]
     tracked = _git(base_dir, "ls-files", "-z", "--", *pathspecs)
     if tracked is None:
-        patterns = ["*/settings.py", "*/settings/*.py", "*/env.py", "tests/settings.py"]
-        for path in [p for pattern in patterns for p in base_dir.glob(pattern)]:
+        patterns = [
+            ".env.example",
+            "*/settings.py",
+            "*/settings/*.py",
+            "*/env.py",
+            "tests/settings.py",
+        ]
+        for path in [p for pattern in patterns for p in sorted(base_dir.glob(pattern))]:
             yield str(path.relative_to(base_dir)), path.read_text(errors="replace")
-        example = base_dir / ".env.example"
-        if example.exists():
-            yield ".env.example", example.read_text(errors="replace")
         return
     for name in filter(None, tracked.split("\0")):
         path = base_dir / name

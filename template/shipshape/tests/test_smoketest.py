@@ -1,0 +1,164 @@
+"""smoketest's parts: --resolve, the transport that honours it, and each evaluation."""
+
+import asyncio
+import ssl
+
+import httpx
+import pytest
+from django.core.management import CommandError, call_command
+
+from shipshape.management.commands.smoketest import (
+    FAIL,
+    PASS,
+    WARN,
+    Probe,
+    evaluate_cookie,
+    evaluate_csrf_post,
+    evaluate_forged_proto,
+    evaluate_hsts,
+    evaluate_not_found,
+    evaluate_redirect,
+    evaluate_trace,
+    evaluate_unknown_host,
+)
+from shipshape.transport import Resolver, ResolvingTransport, parse_resolve
+
+
+def probe(status=200, headers=None, text="") -> Probe:
+    return Probe(httpx.Response(status, headers=headers or [], text=text), None, 0.01)
+
+
+DROPPED = Probe(None, "Server disconnected without sending a response.", 0.01)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Example.com:443:203.0.113.7", ("example.com", 443, "203.0.113.7")),
+        ("example.com:8443:[2001:db8::1]", ("example.com", 8443, "2001:db8::1")),
+        ("example.com:80:2001:db8::1", ("example.com", 80, "2001:db8::1")),
+    ],
+)
+def test_resolve_takes_curls_host_port_address(value, expected):
+    assert parse_resolve(value) == expected
+
+
+@pytest.mark.parametrize("value", ["example.com", "example.com:https:1.2.3.4", ":443:1.2.3.4"])
+def test_a_malformed_resolve_is_refused(value):
+    with pytest.raises(ValueError, match="HOST:PORT:ADDR"):
+        parse_resolve(value)
+
+
+def test_the_command_refuses_a_malformed_resolve():
+    with pytest.raises(CommandError, match="--resolve"):
+        call_command("smoketest", "https://example.com", "--resolve", "nonsense")
+
+
+def test_the_resolver_covers_other_ports_and_aliases():
+    resolver = Resolver([("example.com", 443, "10.0.0.1"), ("www.example.com", 8443, "10.0.0.2")])
+    resolver.alias("unknown.invalid", "example.com")
+    assert resolver.address("example.com", 443) == "10.0.0.1"
+    assert resolver.address("EXAMPLE.com", 80) == "10.0.0.1"
+    assert resolver.address("unknown.invalid", 443) == "10.0.0.1"
+    assert resolver.address("other.example", 443) == "other.example"
+
+
+def test_the_transport_connects_to_the_resolved_address_but_keeps_the_host():
+    """A real socket on 127.0.0.1 receives the request for a name that resolves nowhere."""
+    received = []
+
+    async def handle(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        received.append(head.decode())
+        writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        resolver = Resolver([("site.shipshape.invalid", port, "127.0.0.1")])
+        transport = ResolvingTransport(resolver, ssl.create_default_context())
+        async with server, httpx.AsyncClient(transport=transport) as client:
+            response = await client.get(f"http://site.shipshape.invalid:{port}/path")
+        return response, port
+
+    response, port = asyncio.run(scenario())
+    assert response.status_code == 204
+    assert received[0].startswith("GET /path HTTP/1.1")
+    assert f"Host: site.shipshape.invalid:{port}" in received[0]
+
+
+def test_hsts_must_be_sent_exactly_once_with_the_expected_max_age():
+    once = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
+    assert evaluate_hsts("h", probe(headers=once), 31536000).status == PASS
+    assert evaluate_hsts("h", probe(headers=once * 2), 31536000).status == FAIL
+    assert evaluate_hsts("h", probe(headers=once), 3600).status == FAIL
+    assert evaluate_hsts("h", probe(), 31536000).status == FAIL
+    assert evaluate_hsts("h", probe(), 0).status == PASS
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<code>DEBUG = True</code> in your Django settings file",
+        "Using the URLconf, Django tried these URL patterns, in this order",
+        "Traceback (most recent call last)",
+    ],
+)
+def test_a_debug_page_fails_the_not_found_check(page):
+    assert evaluate_not_found("h", probe(404, text=page)).status == FAIL
+
+
+def test_a_plain_404_passes_and_anything_else_fails():
+    assert evaluate_not_found("h", probe(404, text="<title>Not Found</title>")).status == PASS
+    assert evaluate_not_found("h", probe(200)).status == FAIL
+
+
+def test_redirects_must_be_permanent_and_to_the_same_host_over_https():
+    target = "https://example.com/x?y=1"
+    assert evaluate_redirect("h", probe(301, [("Location", target)]), target).status == PASS
+    assert evaluate_redirect("h", probe(308, [("Location", target)]), target).status == PASS
+    assert evaluate_redirect("h", probe(302, [("Location", target)]), target).status == FAIL
+    other = [("Location", "https://example.com:80/x?y=1")]
+    assert evaluate_redirect("h", probe(301, other), target).status == FAIL
+    assert evaluate_redirect("h", probe(200), target).status == FAIL
+
+
+def test_an_unknown_host_must_be_dropped_or_refused_never_served():
+    refused = {"a": DROPPED, "b": probe(400), "c": probe(421)}
+    assert evaluate_unknown_host(refused).status == PASS
+    assert evaluate_unknown_host({**refused, "health": probe(200, text="ok")}).status == FAIL
+
+
+def test_cookie_flags_are_read_from_set_cookie():
+    secure = [("Set-Cookie", "sessionid=abc; HttpOnly; Path=/; SameSite=Lax; Secure")]
+    plain = [("Set-Cookie", "sessionid=abc; Path=/; Secure")]
+    assert (
+        evaluate_cookie("session-cookie", "h", probe(302, secure), "sessionid", True).status == PASS
+    )
+    assert (
+        evaluate_cookie("session-cookie", "h", probe(302, plain), "sessionid", True).status == FAIL
+    )
+    assert evaluate_cookie("csrf-cookie", "h", probe(200, plain), "csrftoken", False).status == FAIL
+
+
+def test_a_forged_proto_header_must_change_nothing():
+    baseline = probe(200)
+    assert evaluate_forged_proto("h", baseline, probe(200)).status == PASS
+    loop = probe(301, [("Location", "https://example.com/")])
+    assert evaluate_forged_proto("h", baseline, loop).status == FAIL
+
+
+def test_a_csrf_post_refused_with_403_fails():
+    assert evaluate_csrf_post("h", probe(200), logged_in=False).status == PASS
+    assert evaluate_csrf_post("h", probe(302), logged_in=True).status == PASS
+    refused = probe(403, text="CSRF verification failed. Request aborted.")
+    assert evaluate_csrf_post("h", refused, logged_in=False).status == FAIL
+
+
+def test_trace_must_be_refused():
+    assert evaluate_trace("h", probe(405)).status == PASS
+    assert evaluate_trace("h", DROPPED).status == PASS
+    assert evaluate_trace("h", probe(200, text="TRACE / HTTP/1.1")).status == FAIL
+    assert evaluate_trace("h", probe(404)).status == WARN
