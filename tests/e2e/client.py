@@ -18,7 +18,7 @@ DROPPED = (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError)
 
 
 class Client:
-    def __init__(self, ca_path: Path, http_port: int, https_port: int, timeout: float = 10):
+    def __init__(self, ca_path: Path, http_port: int, https_port: int, timeout: float = 30):
         self.ca_path = ca_path
         self.http_port = http_port
         self.https_port = https_port

@@ -28,6 +28,7 @@ from pathlib import Path
 import trustme
 
 from ..conftest import ROOT, render, run
+from .client import DROPPED, Client
 
 HERE = Path(__file__).resolve().parent
 NGINX = "/usr/sbin/nginx"
@@ -36,7 +37,7 @@ CURRENT_CADDY = str(Path(os.environ.get("VIRTUAL_ENV", ROOT.parent / "venv")) / 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "e2e-Admin-password-9f3b"
 LB_FRONT_CONF = HERE / "load_balancer_front.conf"
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 60.0
 
 
 class ServerFailed(RuntimeError):
@@ -326,7 +327,18 @@ def start_stack(
     stack.processes.append(front)
     ports = [("127.0.0.1", https_port), ("127.0.0.1", http_port)]
     wait_until(lambda: all(map(accepts_connections, ports)), stack.processes, front.name)
+    # Ready when the home page comes back through the proxy: gunicorn's workers
+    # load Django only after its socket accepts connections.
+    wait_until(lambda: serves_home_page(stack), stack.processes, "the home page")
     return stack
+
+
+def serves_home_page(stack: Stack) -> bool:
+    client = Client(stack.ca_path, stack.http_port, stack.https_port, timeout=STARTUP_TIMEOUT)
+    try:
+        return client.get("/", host=stack.domain).status_code == 200
+    except DROPPED:
+        return False
 
 
 def start_front(stack: Stack, workdir: Path, caddy: str) -> Process:

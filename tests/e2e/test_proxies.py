@@ -101,16 +101,17 @@ def test_unknown_host_on_http_is_never_redirected(served):
         client.get("/", host=EVIL, scheme="http")
 
 
-@own_proxies
-def test_acme_challenge_path_is_not_redirected_for_configured_hosts(served):
-    stack, client = served
-    response = client.get("/.well-known/acme-challenge/token", host=stack.domain, scheme="http")
-    # Nothing waits for a challenge here: 404 from the proxy's webroot, not a redirect.
-    if stack.proxy == "nginx":
-        assert response.status_code == 404
-    else:
-        # Caddy answers challenges only for certificates it is obtaining itself.
-        assert response.status_code in (301, 404)
+def test_acme_challenge_is_answered_from_the_webroot_by_nginx(stack, client_for):
+    served = stack("nginx")
+    webroot = served.project / "acme" / ".well-known" / "acme-challenge"
+    webroot.mkdir(parents=True, exist_ok=True)
+    (webroot / "token-123").write_text("token-123.key\n")
+    for host in served.hosts:
+        response = client_for(served).get(
+            "/.well-known/acme-challenge/token-123", host=host, scheme="http"
+        )
+        assert response.status_code == 200, (host, response.status_code)
+        assert response.text == "token-123.key\n"
 
 
 def test_plain_http_behind_load_balancer_is_redirected_by_django(stack, client_for):
