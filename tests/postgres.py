@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the tests, from Debian's postgresql-15 package.
+"""A real PostgreSQL server for the tests, from Debian's postgresql package (15 on bookworm).
 
 Import the fixtures into a test module (or a conftest) to use them:
 
@@ -10,14 +10,15 @@ end of the session. `postgres_database()` creates a database and a role with a
 password (allowed to create databases, as Django's test runner needs) and returns
 its DATABASE_URL.
 
-initdb refuses to run as root, so the server runs as Debian's `postgres` system
-user, in a folder that user owns. Administration goes through the unix socket,
+initdb refuses to run as root, so as root the server runs as Debian's `postgres`
+system user, in a folder that user owns; as anyone else it runs as that user. Administration goes through the unix socket,
 where the superuser is trusted; TCP connections, like the project's, must give
 their password (scram-sha-256).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -29,8 +30,19 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-SERVER_USER = "postgres"
+
+def _newest_server_bin() -> Path:
+    """Debian's server binaries: postgresql-15 on bookworm, a later major elsewhere."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+    )
+    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _newest_server_bin()
+# The superuser role initdb creates, whichever system user runs the server.
+SUPERUSER = "postgres"
+AS_ROOT = os.geteuid() == 0
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class PostgresServer:
             [
                 PG_BIN / "psql", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
                 "--set=ON_ERROR_STOP=1", f"--host={self.socket_dir}", f"--port={self.port}",
-                f"--username={SERVER_USER}", f"--dbname={database}", f"--command={sql}",
+                f"--username={SUPERUSER}", f"--dbname={database}", f"--command={sql}",
             ],
             capture_output=True,
             text=True,
@@ -78,8 +90,9 @@ def _free_loopback_port() -> int:
 
 
 def _as_server_user(args: list, cwd: Path) -> subprocess.CompletedProcess:
+    prefix = ["runuser", "-u", "postgres", "--"] if AS_ROOT else []
     return subprocess.run(
-        ["runuser", "-u", SERVER_USER, "--", *map(str, args)],
+        [*prefix, *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -99,13 +112,14 @@ def _check(result: subprocess.CompletedProcess, what: str) -> None:
 def postgres_server() -> Iterator[PostgresServer]:
     # Not under pytest's tmp_path: its folders are 0700 root, closed to the postgres user.
     root = Path(tempfile.mkdtemp(prefix="shipshape-postgres-"))
-    shutil.chown(root, SERVER_USER, SERVER_USER)
+    if AS_ROOT:
+        shutil.chown(root, "postgres", "postgres")
     server = PostgresServer(root=root, port=_free_loopback_port())
     try:
         _check(
             _as_server_user(
                 [
-                    PG_BIN / "initdb", f"--pgdata={server.data_dir}", f"--username={SERVER_USER}",
+                    PG_BIN / "initdb", f"--pgdata={server.data_dir}", f"--username={SUPERUSER}",
                     "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
                     "--no-locale", "--no-sync",
                 ],
