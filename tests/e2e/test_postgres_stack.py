@@ -13,6 +13,7 @@ def postgres_stack(stack, postgres_database):  # noqa: F811
     return stack("nginx", database="postgres", database_url=postgres_database("e2e"))
 
 
+@pytest.mark.xdist_group("e2e-postgres")
 def test_admin_login_through_nginx_works_on_postgresql(postgres_stack, client_for):
     served, client = postgres_stack, client_for(postgres_stack)
     assert client.get("/", host=served.domain).status_code == 200, served.logs()

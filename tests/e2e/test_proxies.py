@@ -66,6 +66,7 @@ def test_forged_host_under_valid_sni_is_never_served(served):
     )
 
 
+@pytest.mark.xdist_group("e2e-nginx")
 def test_unknown_sni_gets_no_certificate_from_nginx(stack, client_for):
     served = stack("nginx")
     # The name check is off so that a certificate served for the wrong name would
@@ -101,6 +102,7 @@ def test_unknown_host_on_http_is_never_redirected(served):
         client.get("/", host=EVIL, scheme="http")
 
 
+@pytest.mark.xdist_group("e2e-nginx")
 def test_acme_challenge_is_answered_from_the_webroot_by_nginx(stack, client_for):
     served = stack("nginx")
     webroot = served.project / "acme" / ".well-known" / "acme-challenge"
@@ -114,6 +116,7 @@ def test_acme_challenge_is_answered_from_the_webroot_by_nginx(stack, client_for)
         assert response.text == "token-123.key\n"
 
 
+@pytest.mark.xdist_group("e2e-load_balancer")
 def test_plain_http_behind_load_balancer_is_redirected_by_django(stack, client_for):
     served = stack("load_balancer")
     client = client_for(served)
@@ -231,6 +234,7 @@ def test_admin_login_from_a_foreign_origin_is_refused(served):
 # 8. Load balancer health probes by IP address.
 
 
+@pytest.mark.xdist_group("e2e-load_balancer")
 def test_health_probe_with_an_ip_host_succeeds_on_health_path_only(stack):
     served = stack("load_balancer")
     health = served.answers.get("health_path", "/healthz")
