@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `lint`, `demo`."""
+"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `lint`, `demo`, `bench`."""
 
 from __future__ import annotations
 
@@ -48,3 +48,12 @@ def demo(session: nox.Session) -> None:
         "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING",
         env={"DJANGO_SETTINGS_MODULE": "my_site.settings.production"},
     )  # fmt: skip
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against baselines (benchmarks/run.py): a table, and benchmarks/results/latest.json."""
+    session.run("bash", str(ROOT / ".ci/system-packages"), external=True)
+    session.run("bash", str(ROOT / "benchmarks/install-wrk.sh"), external=True)
+    session.install(*TEST_REQUIREMENTS)
+    session.run("python", str(ROOT / "benchmarks/run.py"), *session.posargs)
