@@ -283,7 +283,9 @@ def start_stack(
         gunicorn_port = free_port()
         answers.setdefault("gunicorn_bind", f"127.0.0.1:{gunicorn_port}")
         # The stand-in load balancer connects from loopback.
-        answers.setdefault("lb_trusted_cidrs", ["127.0.0.0/8"])
+        # The stand-in load balancer connects from 127.0.0.1; any other loopback
+        # address is a client that reached gunicorn around it.
+        answers.setdefault("lb_trusted_cidrs", ["127.0.0.1/32"])
         gunicorn_address: str | tuple[str, int] = ("127.0.0.1", gunicorn_port)
     else:
         answers.setdefault("gunicorn_bind", f"unix:{run_dir}/gunicorn.sock")

@@ -247,6 +247,33 @@ def test_health_probe_with_an_ip_host_succeeds_on_health_path_only(stack):
     assert refused.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("client_address", "scheme_django_sees"),
+    [("127.0.0.1", "https"), ("127.0.0.2", "http")],
+    ids=["from-the-load-balancer", "around-the-load-balancer"],
+)
+def test_only_the_load_balancer_can_claim_https(stack, client_address, scheme_django_sees):
+    """X-Forwarded-Proto counts only from lb_trusted_cidrs, although Django trusts the header.
+
+    A plain-HTTP request that claims HTTPS is served (200) when it comes from the
+    load balancer's network, and redirected to HTTPS (Django saw http) when it
+    reaches gunicorn from anywhere else.
+    """
+    served = stack("load_balancer")
+    host, port = served.gunicorn_address
+    transport = httpx.HTTPTransport(local_address=client_address)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        response = client.get(
+            f"http://{host}:{port}/",
+            headers={"Host": served.domain, "X-Forwarded-Proto": "https"},
+        )
+    if scheme_django_sees == "https":
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 301
+        assert response.headers["location"] == f"https://{served.domain}/"
+
+
 # gunicorn's own settings, seen from outside.
 
 
