@@ -1,0 +1,345 @@
+"""Retrofit: the production layer added to Django projects that did not start from the template.
+
+Two existing projects: one fresh from `django-admin startproject`, and one a team
+has grown, with its own app, custom middleware, settings that read their own
+environment variables, its own .gitignore and its own tests. Each is retrofitted
+with `retrofit: true`, then checked with the production overlay, tested with its
+own settings, and updated to a newer template release.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import textwrap
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from copier import Settings
+
+from .conftest import commit_as_tests, git, render, run, snapshot_template
+from .test_questions import copier_cli
+from .test_update import edit, tag
+
+OVERLAY = "settings_production"
+
+# What the team wrote, never to be touched by the retrofit or its updates.
+SHOP_FILES = {
+    "shop/middleware.py": '''\
+        """Tag every response with an id, so a support request can quote it."""
+
+        import uuid
+
+
+        class RequestIdMiddleware:
+            def __init__(self, get_response):
+                self.get_response = get_response
+
+            def __call__(self, request):
+                response = self.get_response(request)
+                response["X-Request-ID"] = uuid.uuid4().hex
+                return response
+        ''',
+    "catalog/__init__.py": "",
+    "catalog/apps.py": """\
+        from django.apps import AppConfig
+
+
+        class CatalogConfig(AppConfig):
+            name = "catalog"
+        """,
+    "catalog/views.py": """\
+        from django.conf import settings
+        from django.http import JsonResponse
+
+
+        def index(request):
+            return JsonResponse({"page_size": settings.SHOP_PAGE_SIZE})
+        """,
+    "catalog/tests.py": """\
+        from django.test import TestCase, override_settings
+
+
+        class CatalogTests(TestCase):
+            def test_the_catalog_answers_with_the_page_size(self):
+                response = self.client.get("/catalog/")
+                self.assertEqual(response.status_code, 200)
+                self.assertEqual(response.json(), {"page_size": 20})
+
+            def test_every_response_has_a_request_id(self):
+                self.assertEqual(len(self.client.get("/catalog/")["X-Request-ID"]), 32)
+
+            @override_settings(SHOP_PAGE_SIZE=5)
+            def test_the_page_size_is_a_setting(self):
+                self.assertEqual(self.client.get("/catalog/").json(), {"page_size": 5})
+        """,
+    ".gitignore": """\
+        .env
+        *.sqlite3
+        __pycache__/
+        """,
+}
+
+
+def startproject(python: Path, parent: Path, name: str) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    result = run([python, "-m", "django", "startproject", name], cwd=parent)
+    assert result.returncode == 0, result.stderr
+    return parent / name
+
+
+def grow_shop(project: Path) -> None:
+    """An app, middleware, settings reading their own variables, tests, a .gitignore."""
+    for name, text in SHOP_FILES.items():
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_text(textwrap.dedent(text))
+    settings = project / "shop/settings.py"
+    edit(settings, "from pathlib import Path\n", "import os\nfrom pathlib import Path\n")
+    text = settings.read_text()
+    start = text.index("SECRET_KEY = ")
+    end = text.index("\n", text.index("ALLOWED_HOSTS = "))
+    settings.write_text(
+        text[:start]
+        + 'SECRET_KEY = os.environ.get("SHOP_SECRET_KEY", "django-insecure-local-only")\n'
+        + 'DEBUG = os.environ.get("SHOP_DEBUG", "1") == "1"\n'
+        + 'ALLOWED_HOSTS = os.environ.get("SHOP_HOSTS", "localhost").split(",")\n'
+        + 'SHOP_PAGE_SIZE = int(os.environ.get("SHOP_PAGE_SIZE", "20"))\n'
+        + text[end:]
+    )
+    # startproject writes single-quoted strings.
+    edit(
+        settings,
+        "    'django.contrib.staticfiles',\n",
+        "    'django.contrib.staticfiles',\n    'catalog',\n",
+    )
+    edit(
+        settings,
+        "    'django.middleware.clickjacking.XFrameOptionsMiddleware',\n",
+        "    'django.middleware.clickjacking.XFrameOptionsMiddleware',\n"
+        "    'shop.middleware.RequestIdMiddleware',\n",
+    )
+    edit(
+        project / "shop/urls.py",
+        "from django.urls import path\n",
+        "from django.urls import path\n\nfrom catalog.views import index\n",
+    )
+    edit(
+        project / "shop/urls.py",
+        "    path('admin/', admin.site.urls),\n",
+        "    path('admin/', admin.site.urls),\n    path('catalog/', index),\n",
+    )
+
+
+def commit_all(project: Path, message: str) -> None:
+    git("add", "-A", cwd=project)
+    commit_as_tests(project, message)
+
+
+def snapshot_files(project: Path) -> dict[str, bytes]:
+    """Every file the project had before the retrofit, by content."""
+    listed = git("ls-files", "-z", cwd=project)
+    return {name: (project / name).read_bytes() for name in listed.split("\0") if name}
+
+
+def retrofit(template: Path, project: Path, slug: str, vcs_ref: str = "0.1.0") -> Path:
+    return render(
+        template,
+        project,
+        vcs_ref=vcs_ref,
+        project_name=slug.title(),
+        project_slug=slug,
+        retrofit=True,
+        existing_settings_module=f"{slug}.settings",
+    )
+
+
+def check_deploy(python: Path, project: Path, slug: str, env: dict | None = None):
+    return run(
+        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=project,
+        env={"DJANGO_SETTINGS_MODULE": f"{slug}.{OVERLAY}", **(env or {})},
+    )
+
+
+def setting(
+    python: Path, project: Path, slug: str, expression: str, env: dict | None = None
+) -> str:
+    result = run(
+        [python, "-c", "import django; django.setup(); from django.conf import settings; "
+         f"print({expression})"],
+        cwd=project,
+        env={"DJANGO_SETTINGS_MODULE": f"{slug}.{OVERLAY}", **(env or {})},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory) -> Path:
+    """0.1.0, the working tree, and 0.2.0, which rewords a comment the overlay renders."""
+    template = snapshot_template(tmp_path_factory.mktemp("retrofit-releases") / "django-shipshape")
+    edit(
+        template / "includes/settings/security.py.jinja",
+        "# Health probes come over plain HTTP from inside the network.\n",
+        "# Health probes come over plain HTTP from inside the network: never redirected.\n",
+    )
+    tag(template, "0.2.0")
+    return template
+
+
+@pytest.fixture(scope="module")
+def fresh(releases, project_python, tmp_path_factory) -> dict:
+    python = project_python("5.2")
+    project = startproject(python, tmp_path_factory.mktemp("startproject"), "mysite")
+    git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "django-admin startproject mysite")
+    before = snapshot_files(project)
+    retrofit(releases, project, "mysite")
+    return {"project": project, "before": before, "python": python}
+
+
+@pytest.fixture(scope="module")
+def shop(releases, project_python, tmp_path_factory) -> dict:
+    python = project_python("5.2")
+    project = startproject(python, tmp_path_factory.mktemp("grown"), "shop")
+    grow_shop(project)
+    git("init", "-q", "-b", "main", cwd=project)
+    commit_all(project, "the shop, as the team built it")
+    before = snapshot_files(project)
+    retrofit(releases, project, "shop")
+    return {"project": project, "before": before, "python": python}
+
+
+def unchanged(project: Path, before: dict[str, bytes]) -> list[str]:
+    return [name for name, content in before.items() if (project / name).read_bytes() != content]
+
+
+@pytest.mark.parametrize("existing", ["fresh", "shop"])
+def test_the_projects_own_files_are_byte_identical(existing, request):
+    state = request.getfixturevalue(existing)
+    project, slug = state["project"], state["project"].name
+    assert {"manage.py", f"{slug}/urls.py", f"{slug}/settings.py", f"{slug}/wsgi.py"} <= set(
+        state["before"]
+    )
+    assert unchanged(project, state["before"]) == []
+
+
+@pytest.mark.parametrize("existing", ["fresh", "shop"])
+def test_only_the_production_layer_is_added(existing, request):
+    project = request.getfixturevalue(existing)["project"]
+    slug = project.name
+    for added in [f"{slug}/{OVERLAY}.py", f"{slug}/env.py", f"{slug}/health.py", ".env.example",
+                  "deploy/gunicorn.conf.py", f"deploy/nginx/{slug}.conf", "shipshape/checks.py",
+                  ".copier-answers.yml"]:  # fmt: skip
+        assert (project / added).is_file(), added
+    for never in ["README.md", "pyproject.toml", "tests", ".github", ".pre-commit-config.yaml",
+                  f"{slug}/settings", f"{slug}/templates", f"{slug}/logging_filters.py"]:  # fmt: skip
+        assert not (project / never).exists(), never
+
+
+@pytest.mark.parametrize("existing", ["fresh", "shop"])
+def test_env_is_written_private_and_ignored(existing, request):
+    project = request.getfixturevalue(existing)["project"]
+    assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
+    git("check-ignore", "-q", ".env", cwd=project)
+
+
+@pytest.mark.parametrize("existing", ["fresh", "shop"])
+def test_production_overlay_passes_check_deploy(existing, request):
+    state = request.getfixturevalue(existing)
+    project = state["project"]
+    result = check_deploy(state["python"], project, project.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
+    """The overlay is what makes the difference: the project's own settings fail."""
+    result = run(
+        [fresh["python"], "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=fresh["project"],
+        env={"DJANGO_SETTINGS_MODULE": "mysite.settings"},
+    )
+    assert result.returncode == 1
+    assert "security.W018" in result.stderr  # DEBUG
+
+
+def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
+    python, project = shop["python"], shop["project"]
+    env = {"SHOP_DEBUG": "1", "SHOP_PAGE_SIZE": "50"}
+    assert setting(python, project, "shop", "settings.DEBUG", env) == "False"
+    assert setting(python, project, "shop", "settings.SHOP_PAGE_SIZE", env) == "50"
+    apps = setting(python, project, "shop", "settings.INSTALLED_APPS")
+    assert "'catalog'" in apps and apps.endswith("'shipshape']")
+    middleware = yaml.safe_load(setting(python, project, "shop", "settings.MIDDLEWARE"))
+    assert middleware[0] == "shop.health.HealthCheckMiddleware"
+    assert middleware[1:] == [
+        "django.middleware.security.SecurityMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "shop.middleware.RequestIdMiddleware",
+    ]
+
+
+def test_the_projects_own_tests_still_pass(shop):
+    result = run([shop["python"], "manage.py", "test", "-v", "2"], cwd=shop["project"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 3 tests" in result.stderr
+
+
+def test_copier_update_works_on_a_retrofitted_project(releases, shop, tmp_path):
+    python, project = shop["python"], tmp_path / "shop"
+    shutil.copytree(shop["project"], project, symlinks=True)
+    commit_all(project, "production layer from django-shipshape 0.1.0")
+    copier.run_update(
+        project,
+        overwrite=True,
+        unsafe=True,
+        defaults=True,
+        conflict="inline",
+        vcs_ref="0.2.0",
+        quiet=True,
+        settings=Settings(),
+    )
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "0.2.0"
+    assert answers["retrofit"] is True
+    assert answers["existing_settings_module"] == "shop.settings"
+    overlay = (project / f"shop/{OVERLAY}.py").read_text()
+    assert "inside the network: never redirected." in overlay
+    assert unchanged(project, shop["before"]) == []
+    status = git("status", "--porcelain", cwd=project)
+    assert sorted(line.split()[-1] for line in status.splitlines()) == [
+        ".copier-answers.yml",
+        f"shop/{OVERLAY}.py",
+    ]
+    result = check_deploy(python, project, "shop")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings_module", "refusal"),
+    [
+        ("settings", "existing_settings_module: 'settings' is not a dotted module path"),
+        ("my-site.settings", "existing_settings_module: 'my-site.settings' is not a dotted module path"),
+        ("config.settings", "existing_settings_module: 'config.settings' is not inside project_slug "
+         "'my_site'; answer project_slug with the package that holds the settings (config)"),
+        (f"my_site.{OVERLAY}", f"existing_settings_module: 'my_site.{OVERLAY}' is the overlay"),
+    ],
+)  # fmt: skip
+def test_an_existing_settings_module_outside_the_project_package_is_refused(
+    template_repo, tmp_path, settings_module, refusal
+):
+    dest = tmp_path / "existing"
+    result = copier_cli(
+        template_repo, dest, "retrofit=true", f"existing_settings_module={settings_module}"
+    )
+    assert result.returncode != 0
+    assert f"refused: {refusal}" in result.stderr
+    assert "Traceback" not in result.stderr
