@@ -467,3 +467,73 @@ def test_the_ci_workflow_is_a_valid_github_workflow_that_runs_preflight(rendered
     # The secret key is generated in the job, never written into the repository.
     assert 'DJANGO_SECRET_KEY="$(python3 -c' in text
     assert "{{" not in text and "{%" not in text
+
+
+# preflight on a rendered project ---------------------------------------------------
+
+THROWAWAY_ENV = {
+    "DJANGO_ENV_FILE": "",
+    "DJANGO_SECRET_KEY": "throwaway-" + "Vb7nQ2xL" * 6,
+    "DJANGO_ALLOWED_HOSTS": "example.com,www.example.com",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "",
+    "DJANGO_DEBUG": "false",
+}
+
+
+@pytest.mark.parametrize(
+    "answers", [pytest.param(NGINX_ANSWERS, id="nginx"), pytest.param(CADDY_ANSWERS, id="caddy")]
+)
+def test_preflight_passes_with_throwaway_values_as_in_ci(rendered, project_python, answers):
+    """What the generated CI runs: nothing on this machine is the server's, and it still passes."""
+    project = rendered(**answers)
+    env = {**THROWAWAY_ENV, "DJANGO_SETTINGS_MODULE": production_module(answers)}
+    result = run([project_python("5.2"), "manage.py", "preflight"], cwd=project, env=env)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.fullmatch(r"preflight: 6 passed, 0 failed", lines[-1]), lines[-1]
+    proxy = "nginx" if answers is NGINX_ANSWERS else "caddy"
+    assert any(line.split()[:3] == ["ok", proxy, "config"] for line in lines), result.stdout
+    assert any(line.split()[:3] == ["ok", "systemd", "units"] for line in lines), result.stdout
+
+
+def test_preflight_fails_on_a_proxy_config_nginx_rejects(fresh_project, project_python):
+    project = fresh_project()
+    config = project / "deploy" / "nginx" / "my_site.conf"
+    config.write_text(config.read_text().replace("proxy_http_version 1.1;", "proxy_http_version;"))
+    env = {**THROWAWAY_ENV, "DJANGO_SETTINGS_MODULE": "my_site.settings.production"}
+    result = run([project_python("5.2"), "manage.py", "preflight"], cwd=project, env=env)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1, result.stdout
+    assert lines[-1] == "preflight: 5 passed, 1 failed", lines[-1]
+    assert any(line.split()[:3] == ["FAIL", "nginx", "config"] for line in lines), result.stdout
+    assert "invalid number of arguments" in result.stdout
+
+
+def test_preflight_names_the_tools_that_are_not_installed(rendered, project_python, tmp_path):
+    """Without nginx and systemd-analyze on PATH the steps are skipped, not failed."""
+    project = rendered()
+    python = project_python("5.2")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    for tool in ("git", "openssl"):
+        (bare / tool).symlink_to(shutil.which(tool))
+    env = {**THROWAWAY_ENV, "DJANGO_SETTINGS_MODULE": "my_site.settings.production",
+           "PATH": str(bare)}  # fmt: skip
+    # preflight also looks in /usr/sbin and /sbin, where Debian puts nginx.
+    result = run([python, "-c", HIDE_SBIN + "execute_from_command_line(['manage.py', 'preflight'])"],
+                 cwd=project, env=env)  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines[-1] == (
+        "preflight: 4 passed, 0 failed, 2 skipped (not installed here: nginx, systemd-analyze)"
+    )
+
+
+HIDE_SBIN = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_site.settings.production")
+from shipshape.management.commands import preflight
+preflight.SBIN = ""
+from django.core.management import execute_from_command_line
+"""
