@@ -35,8 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,6 +80,19 @@ PROXIES = {
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# Wall time of each part of the run, for the JSON: where a slow run spent its time.
+PHASES: dict[str, float] = {}
+
+
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        PHASES[name] = round(PHASES.get(name, 0) + time.monotonic() - started, 1)
 
 
 # Statistics and rows ----------------------------------------------------------------
@@ -207,16 +220,22 @@ def timed_copy(template: Path, workdir: Path) -> Callable[[], float]:
     return measure
 
 
-def timed_update(template: Path, workdir: Path, to: str) -> Callable[[], float]:
-    """Time `copier update` of a committed project from BASE to `to` (the copy is not timed)."""
+def committed_copy(template: Path, dest: Path) -> Path:
+    """A project copied at BASE and committed, as `copier update` wants it."""
+    copy(template, dest)
+    git("init", "-q", "-b", "main", cwd=dest)
+    git("add", "-A", cwd=dest)
+    commit_as_tests(dest, "generated")
+    return dest
+
+
+def timed_update(pristine: Path, workdir: Path, to: str) -> Callable[[], float]:
+    """Time `copier update` from BASE to `to` of a fresh duplicate of a committed project."""
     count = iter(range(10_000))
 
     def measure() -> float:
         dest = workdir / f"update-{to}-{next(count)}"
-        copy(template, dest)
-        git("init", "-q", "-b", "main", cwd=dest)
-        git("add", "-A", cwd=dest)
-        commit_as_tests(dest, "generated")
+        shutil.copytree(pristine, dest, symlinks=True)
         started = time.perf_counter()
         copier.run_update(
             dest,
@@ -285,10 +304,14 @@ def copier_rows(real: Path, workdir: Path, runs: int, warmup: bool) -> tuple[lis
         "files_written_by_copy_defaults": len(written),
         "files_changed_by_the_changed_release": CHANGED_FILES,
     }
+    real_pristine = committed_copy(real, workdir / "real-pristine")
+    trivial_pristine = committed_copy(trivial, workdir / "trivial-pristine")
     for to, label in ((UNCHANGED, "no change"), (CHANGED, f"changes in {CHANGED_FILES} files")):
         log(f"copier update ({label}): {runs} runs each")
         real_update, trivial_update = interleaved(
-            runs, timed_update(real, real_copies, to), timed_update(trivial, trivial_copies, to)
+            runs,
+            timed_update(real_pristine, real_copies, to),
+            timed_update(trivial_pristine, trivial_copies, to),
         )
         row_id = "copier-update-unchanged" if to == UNCHANGED else "copier-update-changed"
         rows.append(
@@ -849,10 +872,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     try:
         log(f"working in {workdir}")
-        real = snapshot_template(workdir / "template" / "django-shipshape", BASE)
-        python = ensure_project_venv(real, DJANGO_SERIES, workdir / "venv-probe")
-        machine = machine_info(python)
-        copier_results, shape = copier_rows(real, workdir / "copier", args.runs, warmup)
+        with phase("setup"):
+            real = snapshot_template(workdir / "template" / "django-shipshape", BASE)
+            python = ensure_project_venv(real, DJANGO_SERIES, workdir / "venv-probe")
+            machine = machine_info(python)
+        with phase("copier"):
+            copier_results, shape = copier_rows(real, workdir / "copier", args.runs, warmup)
         rows += copier_results
 
         # The servers render from a snapshot of its own (the copier one now has newer tags).
@@ -865,19 +890,23 @@ def main(argv: list[str] | None = None) -> int:
                 stack_dir.mkdir()
                 log(f"{name}: starting the stack")
                 options = {"caddy": caddy} if caddy else {}
-                stack = start_stack(
-                    cleanup,
-                    template=served,
-                    workdir=stack_dir,
-                    python=python,
-                    ca=ca,
-                    proxy=proxy,
-                    **options,
-                )
+                with phase(f"{name}: stack"):
+                    stack = start_stack(
+                        cleanup,
+                        template=served,
+                        workdir=stack_dir,
+                        python=python,
+                        ca=ca,
+                        proxy=proxy,
+                        **options,
+                    )
                 if index == 0:
-                    rows.append(check_deploy_row(stack, workdir, args.runs, warmup))
-                rows.append(smoketest_row(name, stack, args.runs, warmup))
-                rows += proxy_rows(name, stack, stack_dir, cleanup, args)
+                    with phase("check --deploy"):
+                        rows.append(check_deploy_row(stack, workdir, args.runs, warmup))
+                with phase(f"{name}: smoketest"):
+                    rows.append(smoketest_row(name, stack, args.runs, warmup))
+                with phase(f"{name}: load"):
+                    rows += proxy_rows(name, stack, stack_dir, cleanup, args)
     finally:
         if args.keep:
             log(f"kept {workdir}")
@@ -888,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick" if args.quick else "full",
         "seconds": round(time.monotonic() - started, 1),
+        "phase_seconds": PHASES,
         "settings": {
             "runs": args.runs,
             "runs_load": args.runs_load,
