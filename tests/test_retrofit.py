@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import sys
 import textwrap
 from pathlib import Path
 
@@ -343,3 +344,36 @@ def test_an_existing_settings_module_outside_the_project_package_is_refused(
     assert result.returncode != 0
     assert f"refused: {refusal}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("proxy", ["nginx", "caddy", "load_balancer"])
+def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
+    template_repo, project_python, tmp_path, proxy
+):
+    python = project_python("5.2")
+    project = startproject(python, tmp_path, "mysite")
+    render(template_repo, project, project_slug="mysite", retrofit=True,
+           existing_settings_module="mysite.settings", proxy=proxy)  # fmt: skip
+    overlay = project / f"mysite/{OVERLAY}.py"
+    text = overlay.read_text()
+    assert "{" + "{" not in text and "{" + "%" not in text and "\n\n\n\n" not in text
+    # The generated project's own ruff configuration, applied to the overlay alone.
+    ruff = [sys.executable, "-m", "ruff"]
+    config = ["--isolated", "--line-length", "100", "--target-version", "py310"]
+    lint = run([*ruff, "check", *config, "--select", "E,W,F,I,UP,B,DJ", overlay], cwd=project)
+    assert lint.returncode == 0, lint.stdout
+    fmt = run([*ruff, "format", "--check", *config, overlay], cwd=project)
+    assert fmt.returncode == 0, fmt.stdout
+    result = check_deploy(python, project, "mysite")
+    assert result.returncode == 0, result.stdout + result.stderr
+    middleware = setting(python, project, "mysite", "settings.MIDDLEWARE[:3]")
+    if proxy == "load_balancer":
+        assert middleware == str(
+            [
+                "mysite.health.HealthCheckMiddleware",
+                "django.middleware.security.SecurityMiddleware",
+                "whitenoise.middleware.WhiteNoiseMiddleware",
+            ]
+        )
+    else:
+        assert "whitenoise" not in middleware
