@@ -11,9 +11,9 @@ password (allowed to create databases, as Django's test runner needs) and return
 its DATABASE_URL.
 
 initdb refuses to run as root, so as root the server runs as Debian's `postgres`
-system user, in a folder that user owns; as anyone else it runs as that user. Administration goes through the unix socket,
-where the superuser is trusted; TCP connections, like the project's, must give
-their password (scram-sha-256).
+system user, in a folder that user owns; as anyone else it runs as that user.
+Administration goes through the unix socket, where the superuser is trusted; TCP
+connections, like the project's, must give their password (scram-sha-256).
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_gunicorn_tells_systemd_it_is_ready(socket_activated):
 
 def test_gunicorn_serves_on_the_socket_systemd_passes_it(socket_activated):
     transport = httpx.HTTPTransport(uds=str(socket_activated["socket"]))
-    with httpx.Client(transport=transport, base_url="http://example.com") as client:
+    with httpx.Client(transport=transport, base_url="http://example.com", timeout=30) as client:
         home = client.get("/", headers={"X-Forwarded-Proto": "https"})
         health = client.get("/healthz")
     assert home.status_code == 200
