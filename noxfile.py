@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `lint`, `demo`, `bench`."""
+"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `browser`, `lint`, `demo`, `bench`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def tests(session: nox.Session) -> None:
     session.install(*TEST_REQUIREMENTS)
     args = session.posargs or ["-m", "slow or not slow"]
     session.run("pytest", "-n", "auto", "--durations=15", *args)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Only the browser tests: Debian's Chromium logs in through each proxy over HTTPS."""
+    session.run("bash", str(ROOT / ".ci/system-packages"), external=True)
+    session.install(*TEST_REQUIREMENTS)
+    session.run("pytest", "-n", "auto", "--durations=10", "tests/browser", *session.posargs)
 
 
 @nox.session
