@@ -12,7 +12,9 @@ import pytest
 from .combinations import parametrize_combinations
 from .conftest import ROOT, git, run
 
-JINJA_RESIDUE = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+# Jinja's delimiters as the template writes them ({{ x }}, {% if %}, {# #}); a nested
+# f-string format spec such as f"{name:<{width}}" is Python, not residue.
+JINJA_RESIDUE = re.compile(r"\{\{[ -]|[ -]\}\}|\{%|%\}|\{#|#\}")
 NOT_TEXT = {".png", ".ico", ".sqlite3"}
 
 
