@@ -31,7 +31,7 @@ def render_preset(template_repo: Path, preset: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def preset_project(template_repo, tmp_path_factory):
     projects: dict[str, Path] = {}
 
@@ -48,7 +48,11 @@ def answers(project: Path) -> dict:
     return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
-presets = pytest.mark.parametrize("preset", [p.name for p in PRESETS])
+# With --dist loadgroup, each preset's project is rendered once, on one worker.
+presets = pytest.mark.parametrize(
+    "preset",
+    [pytest.param(p.name, marks=pytest.mark.xdist_group(f"preset-{p.stem}")) for p in PRESETS],
+)
 
 
 def test_the_three_common_setups_have_presets():

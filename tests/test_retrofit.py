@@ -26,6 +26,13 @@ from .test_update import edit, tag
 
 OVERLAY = "settings_production"
 
+# With --dist loadgroup, each existing project is retrofitted once, on one worker.
+FRESH = pytest.mark.xdist_group("retrofit-fresh")
+SHOP = pytest.mark.xdist_group("retrofit-shop")
+EXISTING = pytest.mark.parametrize(
+    "existing", [pytest.param("fresh", marks=FRESH), pytest.param("shop", marks=SHOP)]
+)
+
 # What the team wrote, never to be touched by the retrofit or its updates.
 SHOP_FILES = {
     "shop/middleware.py": '''\
@@ -177,8 +184,8 @@ def setting(
     return result.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def releases(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session")
+def retrofit_releases(tmp_path_factory) -> Path:
     """0.1.0, the working tree, and 0.2.0, which rewords a comment the overlay renders."""
     template = snapshot_template(tmp_path_factory.mktemp("retrofit-releases") / "django-shipshape")
     edit(
@@ -190,26 +197,26 @@ def releases(tmp_path_factory) -> Path:
     return template
 
 
-@pytest.fixture(scope="module")
-def fresh(releases, project_python, tmp_path_factory) -> dict:
+@pytest.fixture(scope="session")
+def fresh(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("startproject"), "mysite")
     git("init", "-q", "-b", "main", cwd=project)
     commit_all(project, "django-admin startproject mysite")
     before = snapshot_files(project)
-    retrofit(releases, project, "mysite")
+    retrofit(retrofit_releases, project, "mysite")
     return {"project": project, "before": before, "python": python}
 
 
-@pytest.fixture(scope="module")
-def shop(releases, project_python, tmp_path_factory) -> dict:
+@pytest.fixture(scope="session")
+def shop(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("grown"), "shop")
     grow_shop(project)
     git("init", "-q", "-b", "main", cwd=project)
     commit_all(project, "the shop, as the team built it")
     before = snapshot_files(project)
-    retrofit(releases, project, "shop")
+    retrofit(retrofit_releases, project, "shop")
     return {"project": project, "before": before, "python": python}
 
 
@@ -217,7 +224,7 @@ def unchanged(project: Path, before: dict[str, bytes]) -> list[str]:
     return [name for name, content in before.items() if (project / name).read_bytes() != content]
 
 
-@pytest.mark.parametrize("existing", ["fresh", "shop"])
+@EXISTING
 def test_the_projects_own_files_are_byte_identical(existing, request):
     state = request.getfixturevalue(existing)
     project, slug = state["project"], state["project"].name
@@ -227,7 +234,7 @@ def test_the_projects_own_files_are_byte_identical(existing, request):
     assert unchanged(project, state["before"]) == []
 
 
-@pytest.mark.parametrize("existing", ["fresh", "shop"])
+@EXISTING
 def test_only_the_production_layer_is_added(existing, request):
     project = request.getfixturevalue(existing)["project"]
     slug = project.name
@@ -240,14 +247,14 @@ def test_only_the_production_layer_is_added(existing, request):
         assert not (project / never).exists(), never
 
 
-@pytest.mark.parametrize("existing", ["fresh", "shop"])
+@EXISTING
 def test_env_is_written_private_and_ignored(existing, request):
     project = request.getfixturevalue(existing)["project"]
     assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
     git("check-ignore", "-q", ".env", cwd=project)
 
 
-@pytest.mark.parametrize("existing", ["fresh", "shop"])
+@EXISTING
 def test_production_overlay_passes_check_deploy(existing, request):
     state = request.getfixturevalue(existing)
     project = state["project"]
@@ -256,6 +263,7 @@ def test_production_overlay_passes_check_deploy(existing, request):
     assert "System check identified no issues" in result.stdout
 
 
+@FRESH
 def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
     """The overlay is what makes the difference: the project's own settings fail."""
     result = run(
@@ -267,6 +275,7 @@ def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
     assert "security.W018" in result.stderr  # DEBUG
 
 
+@SHOP
 def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     python, project = shop["python"], shop["project"]
     env = {"SHOP_DEBUG": "1", "SHOP_PAGE_SIZE": "50"}
@@ -288,13 +297,15 @@ def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     ]
 
 
+@SHOP
 def test_the_projects_own_tests_still_pass(shop):
     result = run([shop["python"], "manage.py", "test", "-v", "2"], cwd=shop["project"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Ran 3 tests" in result.stderr
 
 
-def test_copier_update_works_on_a_retrofitted_project(releases, shop, tmp_path):
+@SHOP
+def test_copier_update_works_on_a_retrofitted_project(retrofit_releases, shop, tmp_path):
     python, project = shop["python"], tmp_path / "shop"
     shutil.copytree(shop["project"], project, symlinks=True)
     commit_all(project, "production layer from django-shipshape 0.1.0")

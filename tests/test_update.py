@@ -31,6 +31,10 @@ from copier import Settings
 
 from .conftest import commit_as_tests, git, render, run, snapshot_template
 
+# With --dist loadgroup, the tests of one release share a worker and its fixtures.
+AT_0_2_0 = pytest.mark.xdist_group("update-0.2.0")
+AT_0_3_0 = pytest.mark.xdist_group("update-0.3.0")
+
 NGINX_CONF = "deploy/nginx/my_site.conf"
 BASE_SETTINGS = "my_site/settings/base.py"
 PRODUCTION_SETTINGS = "my_site/settings/production.py"
@@ -104,8 +108,8 @@ def release_0_3_0(template: Path) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def releases(tmp_path_factory) -> Path:
+@pytest.fixture(scope="session")
+def update_releases(tmp_path_factory) -> Path:
     template = snapshot_template(tmp_path_factory.mktemp("releases") / "django-shipshape")
     release_0_2_0(template)
     tag(template, "0.2.0")
@@ -146,8 +150,8 @@ def team_edits(project: Path) -> None:
     )
 
 
-def committed_project(releases: Path, dest: Path) -> Path:
-    project = render(releases, dest, vcs_ref="0.1.0")
+def committed_project(update_releases: Path, dest: Path) -> Path:
+    project = render(update_releases, dest, vcs_ref="0.1.0")
     git("init", "-q", "-b", "main", cwd=project)
     git("add", "-A", cwd=project)
     commit_as_tests(project, "generated from django-shipshape 0.1.0")
@@ -157,10 +161,14 @@ def committed_project(releases: Path, dest: Path) -> Path:
     return project
 
 
-@pytest.fixture(scope="module")
-def updated(releases, tmp_path_factory) -> dict:
-    """The team's project, updated from 0.1.0 to 0.2.0; read-only for the tests."""
-    project = committed_project(releases, tmp_path_factory.mktemp("update") / "my_site")
+@pytest.fixture(scope="session")
+def updated(update_releases, tmp_path_factory) -> dict:
+    """The team's project, updated from 0.1.0 to 0.2.0; read-only for the tests.
+
+    Session-scoped, so that a worker builds it once even when it runs other
+    modules' tests between these.
+    """
+    project = committed_project(update_releases, tmp_path_factory.mktemp("update") / "my_site")
     env_before = (project / ".env").read_bytes()
     check_before = check_update(project)
     copier.run_update(
@@ -203,6 +211,7 @@ def conflicted_files(project: Path) -> list[str]:
     )
 
 
+@AT_0_2_0
 def test_the_teams_edits_survive_the_update(updated):
     project = updated["project"]
     assert (project / "blog/apps.py").exists()
@@ -214,6 +223,7 @@ def test_the_teams_edits_survive_the_update(updated):
     assert "location = /robots.txt {" in (project / NGINX_CONF).read_text()
 
 
+@AT_0_2_0
 def test_the_templates_changes_are_applied(updated):
     project = updated["project"]
     assert (
@@ -223,6 +233,7 @@ def test_the_templates_changes_are_applied(updated):
     assert "production settings refuse to start with it" in (project / ".env.example").read_text()
 
 
+@AT_0_2_0
 def test_changes_that_do_not_overlap_merge_without_markers_or_rejects(updated):
     project = updated["project"]
     assert conflicted_files(project) == [NGINX_CONF]
@@ -230,6 +241,7 @@ def test_changes_that_do_not_overlap_merge_without_markers_or_rejects(updated):
     assert git("status", "--porcelain", "--", "*.orig", cwd=project) == ""
 
 
+@AT_0_2_0
 def test_the_overlapping_change_is_a_clear_inline_conflict(updated):
     text = (updated["project"] / NGINX_CONF).read_text()
     conflict = text[text.index(OURS) : text.index(THEIRS) + len(THEIRS)]
@@ -240,6 +252,7 @@ def test_the_overlapping_change_is_a_clear_inline_conflict(updated):
     assert conflict.count("\n") <= 4
 
 
+@AT_0_2_0
 def test_env_is_untouched_byte_for_byte(updated):
     project = updated["project"]
     assert (project / ".env").read_bytes() == updated["env_before"]
@@ -247,6 +260,7 @@ def test_env_is_untouched_byte_for_byte(updated):
     assert list(project.glob(".env.before-*")) == []
 
 
+@AT_0_2_0
 def test_no_secret_is_in_any_tracked_file(updated):
     project = updated["project"]
     env = dict(
@@ -262,6 +276,7 @@ def test_no_secret_is_in_any_tracked_file(updated):
     assert secret not in git("log", "-p", "--all", cwd=project)
 
 
+@AT_0_2_0
 def test_the_answers_file_records_the_new_version(updated):
     project = updated["project"]
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
@@ -272,6 +287,7 @@ def test_the_answers_file_records_the_new_version(updated):
     assert (after["current_version"], after["latest_version"]) == ("0.2.0", "0.3.0")
 
 
+@AT_0_2_0
 def test_the_projects_own_checks_fail_while_markers_remain(updated, project_python):
     project = updated["project"]
     python = project_python("5.2")
@@ -291,7 +307,7 @@ def test_the_projects_own_checks_fail_while_markers_remain(updated, project_pyth
     assert hooks["check-merge-conflict"]["args"] == ["--assume-in-merge"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def migrated(updated, tmp_path_factory) -> dict:
     """A copy of the updated project: conflict resolved, committed, updated to 0.3.0 by the CLI."""
     project = tmp_path_factory.mktemp("migrate") / "my_site"
@@ -315,6 +331,7 @@ def migrated(updated, tmp_path_factory) -> dict:
     return {"project": project, "env_before": env_before, "output": result.stdout + result.stderr}
 
 
+@AT_0_3_0
 def test_the_resolved_project_passes_its_own_conflict_checks(migrated, project_python):
     project = migrated["project"]
     suite = run(
@@ -326,6 +343,7 @@ def test_the_resolved_project_passes_its_own_conflict_checks(migrated, project_p
     assert conflicted_files(project) == []
 
 
+@AT_0_3_0
 def test_the_migration_renames_the_variable_in_env_keeping_its_value(migrated):
     project = migrated["project"]
     before = migrated["env_before"].decode()
@@ -339,6 +357,7 @@ def test_the_migration_renames_the_variable_in_env_keeping_its_value(migrated):
     assert re.search(r"(?<![A-Z_])DATABASE_URL", example) is None
 
 
+@AT_0_3_0
 def test_the_migration_keeps_a_private_backup_of_env(migrated):
     project = migrated["project"]
     backup = project / ".env.before-0.3.0"
@@ -347,6 +366,7 @@ def test_the_migration_keeps_a_private_backup_of_env(migrated):
     git("check-ignore", "-q", backup.name, cwd=project)
 
 
+@AT_0_3_0
 def test_the_migration_prints_names_never_values(migrated):
     output = migrated["output"]
     assert ".env: DATABASE_URL renamed to DJANGO_DATABASE_URL" in output
@@ -359,6 +379,7 @@ def test_the_migration_prints_names_never_values(migrated):
         assert env[name] not in output
 
 
+@AT_0_3_0
 def test_the_migrated_env_configures_the_new_release(migrated, project_python):
     project = migrated["project"]
     python = project_python("5.2")
@@ -378,7 +399,8 @@ def test_the_migrated_env_configures_the_new_release(migrated, project_python):
     assert database.stdout.strip().endswith("/site.sqlite3"), database.stderr
 
 
-def test_tasks_and_the_migration_are_safe_to_run_again(migrated, releases):
+@AT_0_3_0
+def test_tasks_and_the_migration_are_safe_to_run_again(migrated, update_releases):
     """copier runs every task several times per update: none may change .env twice."""
     project = migrated["project"]
     output = migrated["output"]
@@ -390,16 +412,18 @@ def test_tasks_and_the_migration_are_safe_to_run_again(migrated, releases):
     env, backup = (project / ".env").read_bytes(), (project / ".env.before-0.3.0").read_bytes()
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     write_env = [
-        sys.executable, releases / "hooks/write_env.py", "--hosts=example.com,www.example.com",
+        sys.executable, update_releases / "hooks/write_env.py", "--hosts=example.com,www.example.com",
         "--database=sqlite", "--deployment=systemd", "--project-slug=my_site",
     ]  # fmt: skip
     migration = [
-        sys.executable, releases / "hooks/migrations/rename_env_variables.py",
+        sys.executable, update_releases / "hooks/migrations/rename_env_variables.py",
         "--backup=.env.before-0.3.0", "DATABASE_URL=DJANGO_DATABASE_URL",
     ]  # fmt: skip
     for _ in range(3):
         assert (
-            run([sys.executable, releases / "hooks/refuse_answers.py", ""], cwd=project).returncode
+            run(
+                [sys.executable, update_releases / "hooks/refuse_answers.py", ""], cwd=project
+            ).returncode
             == 0
         )
         assert run(write_env, cwd=project).returncode == 0
