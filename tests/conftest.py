@@ -77,6 +77,21 @@ def render(template: Path, dest: Path, vcs_ref: str = SNAPSHOT_VERSION, **answer
     return dest
 
 
+def update(project: Path, vcs_ref: str) -> Path:
+    """Update like `copier update --trust --defaults --conflict inline`, isolated from user settings."""
+    copier.run_update(
+        project,
+        overwrite=True,
+        unsafe=True,
+        defaults=True,
+        conflict="inline",
+        vcs_ref=vcs_ref,
+        quiet=True,
+        settings=Settings(),
+    )
+    return project
+
+
 def answers_key(answers: dict) -> str:
     return hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()[:12]
 

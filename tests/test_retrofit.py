@@ -15,12 +15,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
-from copier import Settings
 
-from .conftest import commit_as_tests, git, render, run, snapshot_template
+from .conftest import commit_as_tests, git, render, run, snapshot_template, update
 from .test_questions import copier_cli
 from .test_update import edit, tag
 
@@ -309,16 +307,7 @@ def test_copier_update_works_on_a_retrofitted_project(retrofit_releases, shop, t
     python, project = shop["python"], tmp_path / "shop"
     shutil.copytree(shop["project"], project, symlinks=True)
     commit_all(project, "production layer from django-shipshape 0.1.0")
-    copier.run_update(
-        project,
-        overwrite=True,
-        unsafe=True,
-        defaults=True,
-        conflict="inline",
-        vcs_ref="0.2.0",
-        quiet=True,
-        settings=Settings(),
-    )
+    update(project, "0.2.0")
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == "0.2.0"
     assert answers["retrofit"] is True

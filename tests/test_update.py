@@ -24,12 +24,10 @@ import stat
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 import yaml
-from copier import Settings
 
-from .conftest import commit_as_tests, git, render, run, snapshot_template
+from .conftest import commit_as_tests, git, render, run, snapshot_template, update
 
 # With --dist loadgroup, the tests of one release share a worker and its fixtures.
 AT_0_2_0 = pytest.mark.xdist_group("update-0.2.0")
@@ -171,16 +169,7 @@ def updated(update_releases, tmp_path_factory) -> dict:
     project = committed_project(update_releases, tmp_path_factory.mktemp("update") / "my_site")
     env_before = (project / ".env").read_bytes()
     check_before = check_update(project)
-    copier.run_update(
-        project,
-        overwrite=True,
-        unsafe=True,
-        defaults=True,
-        conflict="inline",
-        vcs_ref="0.2.0",
-        quiet=True,
-        settings=Settings(),
-    )
+    update(project, "0.2.0")
     return {"project": project, "env_before": env_before, "check_before": check_before}
 
 
