@@ -38,9 +38,7 @@ def test_every_question_is_documented_in_the_docs_and_the_readme():
     documented = (DOCS / "questions.md").read_text()
     readme = (ROOT / "README.md").read_text()
     missing = [
-        name
-        for name in questions()
-        if f"`{name}`" not in documented or f"`{name}`" not in readme
+        name for name in questions() if f"`{name}`" not in documented or f"`{name}`" not in readme
     ]
     assert missing == []
 
