@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -456,7 +457,7 @@ def test_the_ci_workflow_is_a_valid_github_workflow_that_runs_preflight(rendered
     project = rendered(**answers)
     workflow = project / ".github" / "workflows" / "ci.yml"
     checker = shutil.which("check-jsonschema") or str(
-        Path(ROOT.parent, "venv", "bin", "check-jsonschema")
+        Path(sys.executable).parent / "check-jsonschema"
     )
     result = run([checker, "--builtin-schema", "vendor.github-workflows", workflow], cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr

