@@ -54,6 +54,15 @@ def test_the_command_refuses_a_malformed_resolve():
         call_command("smoketest", "https://example.com", "--resolve", "nonsense")
 
 
+@pytest.mark.parametrize("content", [None, "not a certificate"], ids=["missing", "not-pem"])
+def test_the_command_refuses_an_unreadable_cacert(tmp_path, content):
+    cacert = tmp_path / "ca.pem"
+    if content is not None:
+        cacert.write_text(content)
+    with pytest.raises(CommandError, match="--cacert .* cannot be read as PEM certificates"):
+        call_command("smoketest", "https://example.com", "--cacert", str(cacert))
+
+
 def test_the_resolver_covers_other_ports_and_aliases():
     resolver = Resolver([("example.com", 443, "10.0.0.1"), ("www.example.com", 8443, "10.0.0.2")])
     resolver.alias("unknown.invalid", "example.com")

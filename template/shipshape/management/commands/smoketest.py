@@ -536,15 +536,22 @@ class Command(BaseCommand):
                 raise CommandError("--admin-user needs --admin-password-env naming a set variable")
             admin = (options["admin_user"], os.environ[variable])
         hosts = options["hosts"] or list(settings.ALLOWED_HOSTS)
-        test = SmokeTest(
-            options["url"],
-            hosts=hosts,
-            http_port=options["http_port"],
-            resolver=Resolver(entries),
-            cafile=options["cacert"],
-            timeout=options["timeout"],
-            admin=admin,
-        )
+        try:
+            test = SmokeTest(
+                options["url"],
+                hosts=hosts,
+                http_port=options["http_port"],
+                resolver=Resolver(entries),
+                cafile=options["cacert"],
+                timeout=options["timeout"],
+                admin=admin,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            # Only loading --cacert reads a file here.
+            reason = exc.strerror or getattr(exc, "reason", None) or exc
+            raise CommandError(
+                f"--cacert {options['cacert']!r} cannot be read as PEM certificates ({reason})"
+            ) from None
         # httpx logs every request at INFO, which the project's logging would print.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         started = time.perf_counter()
