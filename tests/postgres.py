@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,16 +29,9 @@ from pathlib import Path
 
 import pytest
 
+from .support.binaries import PG_BIN
+from .support.ports import free_port
 
-def _newest_server_bin() -> Path:
-    """Debian's server binaries: postgresql-15 on bookworm, a later major elsewhere."""
-    installed = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
-    )
-    return installed[-1].parent if installed else Path("/usr/lib/postgresql/15/bin")
-
-
-PG_BIN = _newest_server_bin()
 # The superuser role initdb creates, whichever system user runs the server.
 SUPERUSER = "postgres"
 AS_ROOT = os.geteuid() == 0
@@ -83,12 +75,6 @@ class PostgresServer:
         return result.stdout.strip()
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _as_server_user(args: list, cwd: Path) -> subprocess.CompletedProcess:
     prefix = ["runuser", "-u", "postgres", "--"] if AS_ROOT else []
     return subprocess.run(
@@ -114,7 +100,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="shipshape-postgres-"))
     if AS_ROOT:
         shutil.chown(root, "postgres", "postgres")
-    server = PostgresServer(root=root, port=_free_loopback_port())
+    server = PostgresServer(root=root, port=free_port())
     try:
         _check(
             _as_server_user(

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import run
 from .postgres import postgres_database, postgres_server  # noqa: F401
+from .support.processes import run
+from .support.project import settings_module
 
-LAYOUTS = {
-    "split": "my_site.settings.production",
-    "single": "my_site.settings",
-}
+LAYOUTS = ["split", "single"]
 
 
-@pytest.fixture(scope="module", params=list(LAYOUTS))
+@pytest.fixture(scope="module", params=LAYOUTS)
 def migrated(request, rendered, project_python, postgres_database):  # noqa: F811
     """A postgres project migrated with its production settings into a fresh database."""
     layout = request.param
     project = rendered(database="postgres", settings_layout=layout)
     python = project_python("5.2")
     url = postgres_database("migrate")
-    env = {"DJANGO_SETTINGS_MODULE": LAYOUTS[layout], "DATABASE_URL": url}
+    env = {
+        "DJANGO_SETTINGS_MODULE": settings_module({"settings_layout": layout}),
+        "DATABASE_URL": url,
+    }
     result = run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return project, python, env, url

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import ROOT, SNAPSHOT_VERSION, run
+from .support.paths import ROOT
+from .support.processes import run
+from .support.project import recorded_answers, settings_module
+from .support.rendering import copier_copy_cli
 
 PRESETS = sorted((ROOT / "presets").glob("*.yml"))
 
 
 def render_preset(template_repo: Path, preset: str, dest: Path) -> Path:
     """`copier copy --data-file presets/<preset>` as a team types it, with no user settings."""
-    settings = dest.parent / "copier-settings.yml"
-    settings.write_text("{}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--vcs-ref",
-         SNAPSHOT_VERSION, "--data-file", str(template_repo / "presets" / preset),
-         "-d", "project_name=Shop", "-d", "domain=shop.example.org",
-         str(template_repo), str(dest)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "COPIER_SETTINGS_PATH": str(settings)},
+    result = copier_copy_cli(
+        template_repo, dest, "project_name=Shop", "domain=shop.example.org",
+        data_file=template_repo / "presets" / preset,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return dest
@@ -42,10 +36,6 @@ def preset_project(template_repo, tmp_path_factory):
         return projects[preset]
 
     return get
-
-
-def answers(project: Path) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
 # With --dist loadgroup, each preset's project is rendered once, on one worker.
@@ -73,7 +63,7 @@ def test_a_preset_answers_only_questions_the_template_asks(preset):
 
 @presets
 def test_the_project_records_the_presets_answers_for_updates(preset_project, preset):
-    recorded = answers(preset_project(preset))
+    recorded = recorded_answers(preset_project(preset))
     preset_answers = yaml.safe_load((ROOT / "presets" / preset).read_text())
     assert {name: recorded[name] for name in preset_answers} == preset_answers
     assert recorded["domain"] == "shop.example.org"
@@ -82,15 +72,12 @@ def test_the_project_records_the_presets_answers_for_updates(preset_project, pre
 @presets
 def test_a_preset_project_passes_check_deploy(preset_project, project_python, preset):
     project = preset_project(preset)
-    recorded = answers(project)
-    module = (
-        "shop.settings.production" if recorded["settings_layout"] == "split" else "shop.settings"
-    )
+    recorded = recorded_answers(project)
     result = run(
         [project_python(recorded["django_version"]), "manage.py", "check", "--deploy",
          "--fail-level", "WARNING"],
         cwd=project,
-        env={"DJANGO_SETTINGS_MODULE": module},
+        env={"DJANGO_SETTINGS_MODULE": settings_module(recorded)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -99,7 +86,7 @@ def test_a_preset_project_passes_check_deploy(preset_project, project_python, pr
 @presets
 def test_a_preset_projects_own_test_suite_passes(preset_project, project_python, preset):
     project = preset_project(preset)
-    python = project_python(answers(project)["django_version"])
+    python = project_python(recorded_answers(project)["django_version"])
     result = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout

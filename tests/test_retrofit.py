@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import commit_as_tests, git, render, run, snapshot_template, update
-from .test_questions import copier_cli
-from .test_update import edit, tag
+from .support.git import commit_all, git, listed_files, new_repo, release
+from .support.processes import run
+from .support.project import edit, recorded_answers
+from .support.rendering import copier_copy_cli, render, snapshot_template, update
 
 OVERLAY = "settings_production"
 
@@ -138,15 +139,9 @@ def grow_shop(project: Path) -> None:
     )
 
 
-def commit_all(project: Path, message: str) -> None:
-    git("add", "-A", cwd=project)
-    commit_as_tests(project, message)
-
-
 def snapshot_files(project: Path) -> dict[str, bytes]:
     """Every file the project had before the retrofit, by content."""
-    listed = git("ls-files", "-z", cwd=project)
-    return {name: (project / name).read_bytes() for name in listed.split("\0") if name}
+    return {name: (project / name).read_bytes() for name in listed_files(project)}
 
 
 def retrofit(template: Path, project: Path, slug: str, vcs_ref: str = "0.1.0") -> Path:
@@ -191,7 +186,7 @@ def retrofit_releases(tmp_path_factory) -> Path:
         "# Health probes come over plain HTTP from inside the network.\n",
         "# Health probes come over plain HTTP from inside the network: never redirected.\n",
     )
-    tag(template, "0.2.0")
+    release(template, "0.2.0")
     return template
 
 
@@ -199,8 +194,7 @@ def retrofit_releases(tmp_path_factory) -> Path:
 def fresh(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("startproject"), "mysite")
-    git("init", "-q", "-b", "main", cwd=project)
-    commit_all(project, "django-admin startproject mysite")
+    new_repo(project, "django-admin startproject mysite")
     before = snapshot_files(project)
     retrofit(retrofit_releases, project, "mysite")
     return {"project": project, "before": before, "python": python}
@@ -211,8 +205,7 @@ def shop(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("grown"), "shop")
     grow_shop(project)
-    git("init", "-q", "-b", "main", cwd=project)
-    commit_all(project, "the shop, as the team built it")
+    new_repo(project, "the shop, as the team built it")
     before = snapshot_files(project)
     retrofit(retrofit_releases, project, "shop")
     return {"project": project, "before": before, "python": python}
@@ -308,7 +301,7 @@ def test_copier_update_works_on_a_retrofitted_project(retrofit_releases, shop, t
     shutil.copytree(shop["project"], project, symlinks=True)
     commit_all(project, "production layer from django-shipshape 0.1.0")
     update(project, "0.2.0")
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers = recorded_answers(project)
     assert answers["_commit"] == "0.2.0"
     assert answers["retrofit"] is True
     assert answers["existing_settings_module"] == "shop.settings"
@@ -338,7 +331,7 @@ def test_an_existing_settings_module_outside_the_project_package_is_refused(
     template_repo, tmp_path, settings_module, refusal
 ):
     dest = tmp_path / "existing"
-    result = copier_cli(
+    result = copier_copy_cli(
         template_repo, dest, "retrofit=true", f"existing_settings_module={settings_module}"
     )
     assert result.returncode != 0

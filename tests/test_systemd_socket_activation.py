@@ -8,7 +8,6 @@ gunicorn runs with the rendered deploy/gunicorn.conf.py, unchanged.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -16,6 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .support.processes import clean_env
+from .support.project import settings_module
 
 # Runs in the project's Python: put the socket on fd 3 and become gunicorn, keeping
 # the pid, as systemd's exec does.
@@ -41,9 +43,8 @@ def socket_activated(rendered, project_python, tmp_path_factory):
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(run_dir / "notify.sock"))
     notify.settimeout(60)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="my_site.settings.production",
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE=settings_module({}),
         NOTIFY_SOCKET=str(run_dir / "notify.sock"),
         WEB_CONCURRENCY="1",
     )

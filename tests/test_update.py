@@ -27,7 +27,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import commit_as_tests, git, render, run, snapshot_template, update
+from .support.binaries import venv_tool
+from .support.git import commit_all, git, listed_files, new_repo, release
+from .support.processes import run
+from .support.project import edit, recorded_answers, settings_module
+from .support.rendering import copier_cli, render, snapshot_template, update
 
 # With --dist loadgroup, the tests of one release share a worker and its fixtures.
 AT_0_2_0 = pytest.mark.xdist_group("update-0.2.0")
@@ -40,19 +44,6 @@ PRODUCTION_SETTINGS = "my_site/settings/production.py"
 # Built from parts, so that this file does not hold the markers it looks for.
 OURS, THEIRS = "<" * 7 + " before updating", ">" * 7 + " after updating"
 CONFLICT_MARKER = re.compile(f"^({'<' * 7}|{'=' * 7}|{'>' * 7})", re.MULTILINE)
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    """Replace the one occurrence of `old` in `path`, or fail naming what moved."""
-    text = path.read_text()
-    assert text.count(old) == 1, f"{path.name}: expected {old!r} exactly once"
-    path.write_text(text.replace(old, new))
-
-
-def tag(template: Path, version: str) -> None:
-    git("add", "-A", cwd=template)
-    commit_as_tests(template, f"release {version}")
-    git("tag", version, cwd=template)
 
 
 def release_0_2_0(template: Path) -> None:
@@ -110,9 +101,9 @@ def release_0_3_0(template: Path) -> None:
 def update_releases(tmp_path_factory) -> Path:
     template = snapshot_template(tmp_path_factory.mktemp("releases") / "django-shipshape")
     release_0_2_0(template)
-    tag(template, "0.2.0")
+    release(template, "0.2.0")
     release_0_3_0(template)
-    tag(template, "0.3.0")
+    release(template, "0.3.0")
     return template
 
 
@@ -150,12 +141,9 @@ def team_edits(project: Path) -> None:
 
 def committed_project(update_releases: Path, dest: Path) -> Path:
     project = render(update_releases, dest, vcs_ref="0.1.0")
-    git("init", "-q", "-b", "main", cwd=project)
-    git("add", "-A", cwd=project)
-    commit_as_tests(project, "generated from django-shipshape 0.1.0")
+    new_repo(project, "generated from django-shipshape 0.1.0")
     team_edits(project)
-    git("add", "-A", cwd=project)
-    commit_as_tests(project, "blog app, stricter referrer policy, robots.txt, bigger uploads")
+    commit_all(project, "blog app, stricter referrer policy, robots.txt, bigger uploads")
     return project
 
 
@@ -175,21 +163,15 @@ def updated(update_releases, tmp_path_factory) -> dict:
 
 def check_update(project: Path) -> dict:
     """`copier check-update` as a user runs it, with no user settings."""
-    empty = project.parent / "copier-settings.yml"
-    empty.write_text("{}\n")
-    result = run(
-        [sys.executable, "-m", "copier", "check-update", "--output-format", "json"],
-        cwd=project,
-        env={"COPIER_SETTINGS_PATH": str(empty)},
+    result = copier_cli(
+        "check-update", "--output-format", "json", cwd=project, settings_dir=project.parent
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def tracked_and_untracked(project: Path) -> list[Path]:
-    # A file in conflict is listed once per merge stage: once is enough.
-    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=project)
-    return [project / name for name in sorted(set(listed.split("\0"))) if name]
+    return [project / name for name in listed_files(project, untracked=True)]
 
 
 def conflicted_files(project: Path) -> list[str]:
@@ -268,7 +250,7 @@ def test_no_secret_is_in_any_tracked_file(updated):
 @AT_0_2_0
 def test_the_answers_file_records_the_new_version(updated):
     project = updated["project"]
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers = recorded_answers(project)
     assert answers["_commit"] == "0.2.0"
     assert updated["check_before"]["current_version"] == "0.1.0"
     assert updated["check_before"]["update_available"] is True
@@ -287,7 +269,7 @@ def test_the_projects_own_checks_fail_while_markers_remain(updated, project_pyth
     assert suite.returncode == 1, suite.stdout
     assert f"{NGINX_CONF}:" in suite.stdout
     hook = run(
-        [Path(sys.executable).parent / "check-merge-conflict", "--assume-in-merge", NGINX_CONF],
+        [venv_tool("check-merge-conflict"), "--assume-in-merge", NGINX_CONF],
         cwd=project,
     )
     assert hook.returncode == 1
@@ -305,16 +287,11 @@ def migrated(updated, tmp_path_factory) -> dict:
     text = conf.read_text()
     start, end = text.index(OURS), text.index(THEIRS) + len(THEIRS) + 1
     conf.write_text(text[:start] + "    client_max_body_size 100m;\n" + text[end:])
-    git("add", "-A", cwd=project)
-    commit_as_tests(project, "take django-shipshape 0.2.0; keep our upload limit")
+    commit_all(project, "take django-shipshape 0.2.0; keep our upload limit")
     env_before = (project / ".env").read_bytes()
-    empty = project.parent / "copier-settings.yml"
-    empty.write_text("{}\n")
-    result = run(
-        [sys.executable, "-m", "copier", "update", "--trust", "--defaults", "--conflict", "inline",
-         "--vcs-ref", "0.3.0"],
-        cwd=project,
-        env={"COPIER_SETTINGS_PATH": str(empty), "NO_COLOR": "1"},
+    result = copier_cli(
+        "update", "--trust", "--defaults", "--conflict", "inline", "--vcs-ref", "0.3.0",
+        cwd=project, settings_dir=project.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return {"project": project, "env_before": env_before, "output": result.stdout + result.stderr}
@@ -372,7 +349,7 @@ def test_the_migration_prints_names_never_values(migrated):
 def test_the_migrated_env_configures_the_new_release(migrated, project_python):
     project = migrated["project"]
     python = project_python("5.2")
-    settings = {"DJANGO_SETTINGS_MODULE": "my_site.settings.production"}
+    settings = {"DJANGO_SETTINGS_MODULE": settings_module({})}
     check = run(
         [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=project,
@@ -399,7 +376,7 @@ def test_tasks_and_the_migration_are_safe_to_run_again(migrated, update_releases
     assert ".env exists: left unchanged" in output
     assert output.index(".env exists: left unchanged") < output.index("renamed to")
     env, backup = (project / ".env").read_bytes(), (project / ".env.before-0.3.0").read_bytes()
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers = recorded_answers(project)
     write_env = [
         sys.executable, update_releases / "hooks/write_env.py", "--hosts=example.com,www.example.com",
         "--database=sqlite", "--deployment=systemd", "--project-slug=my_site",
@@ -409,12 +386,6 @@ def test_tasks_and_the_migration_are_safe_to_run_again(migrated, update_releases
         "--backup=.env.before-0.3.0", "DATABASE_URL=DJANGO_DATABASE_URL",
     ]  # fmt: skip
     for _ in range(3):
-        assert (
-            run(
-                [sys.executable, update_releases / "hooks/refuse_answers.py", ""], cwd=project
-            ).returncode
-            == 0
-        )
         assert run(write_env, cwd=project).returncode == 0
         again = run(migration, cwd=project)
         assert again.returncode == 0

@@ -22,9 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, BrowserContext, Playwright
 
-from ..e2e.servers import Stack
+from ..support.binaries import CHROMIUM
+from ..support.stack import Stack
 
-CHROMIUM = "/usr/bin/chromium"
 # A host no stack is configured for; the browser sends it to loopback too.
 EVIL = "evil.example"
 

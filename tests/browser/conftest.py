@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from ..e2e import conftest as e2e
-from ..e2e.servers import CURRENT_CADDY, Stack
+from ..support.binaries import CURRENT_CADDY
+from ..support.stack import Stack
 from .browsing import Browsing
 from .chromium import Chromium
 

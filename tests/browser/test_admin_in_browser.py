@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from ..e2e.servers import Stack
+from ..support.stack import Stack
 from .browsing import Browsing
 from .chromium import EVIL, stands_on_standard_ports
 from .conftest import BROWSER_PROXIES

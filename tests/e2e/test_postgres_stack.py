@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..postgres import postgres_database, postgres_server  # noqa: F401
-from .client import cookie_header, log_in_to_admin
+from ..support.client import cookie_header, log_in_to_admin
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .client import DROPPED, cookie_header, log_in_to_admin, stylesheets
+from ..support.client import DROPPED, cookie_header, log_in_to_admin, stylesheets
 from .conftest import OWN_PROXIES, PROXIES
 
 EVIL = "evil.example"
