@@ -147,7 +147,9 @@ def start_stack(
                      "https_port": https_port, **overrides}  # fmt: skip
     if proxy == "load_balancer":
         gunicorn_port = free_port()
-        answers.setdefault("gunicorn_bind", f"127.0.0.1:{gunicorn_port}")
+        # As in production, gunicorn listens on every interface for a load balancer
+        # on another host; the tests reach it on 127.0.0.1.
+        answers.setdefault("gunicorn_bind", f"0.0.0.0:{gunicorn_port}")
         # The stand-in load balancer connects from 127.0.0.1; any other loopback
         # address is a client that reached gunicorn around it.
         answers.setdefault("lb_trusted_cidrs", ["127.0.0.1/32"])
