@@ -1,4 +1,4 @@
-"""The benchmark script still runs end to end: `benchmarks/run.py --quick`.
+"""The benchmarks still run end to end: `python -m benchmarks --quick`.
 
 Speed targets are never asserted here (a shared CI machine cannot hold them);
 this only proves that `nox -s bench` would produce a complete, well-formed
@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from .conftest import ROOT
+from .support.paths import ROOT
 
 QUICK_ROWS = {
     "copier-copy",
@@ -31,7 +31,8 @@ def test_quick_benchmark_writes_every_row_with_measurements_and_the_machine(tmp_
     assert installed.returncode == 0, installed.stderr
     output = tmp_path / "latest.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output", str(output)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(output)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
