@@ -292,16 +292,12 @@ def check_csrf_trusted_origins(app_configs, **kwargs):
 # Proxy headers ------------------------------------------------------------------
 
 
-def _proxy_name(config) -> str:
-    return f"the proxy config {config.path.name}"
-
-
 def _read_proxy_config():
-    """The parsed proxy config, None without one, or the E001 error when it is unreadable."""
+    """The proxy config as read, None without one, or the E001 error when it is unreadable."""
     try:
         return proxy_config.load(), None
-    except OSError as exc:
-        return None, _copy(E001, exc.strerror or exc)
+    except proxy_config.UnreadableConfig as exc:
+        return None, _copy(E001, exc)
 
 
 @register(Tags.security, deploy=True)
@@ -319,7 +315,7 @@ def check_proxy_ssl_header(app_configs, **kwargs):
         return [_copy(W010, "the load balancer")]
     config, _ = _read_proxy_config()
     if config is not None and config.terminates_tls:
-        return [_copy(W010, _proxy_name(config))]
+        return [_copy(W010, config.name)]
     return []
 
 
@@ -339,7 +335,7 @@ def check_hsts_sent_once(app_configs, **kwargs):
         return []
     config, _ = _read_proxy_config()
     if config is not None and config.sends_hsts:
-        return [_copy(W013, _proxy_name(config))]
+        return [_copy(W013, config.name)]
     return []
 
 
@@ -362,17 +358,18 @@ def deployed_path(path: str | os.PathLike) -> str:
 
 @register(Tags.security, deploy=True)
 def check_static_root_matches_proxy(app_configs, **kwargs):
-    if not settings.STATIC_ROOT or not settings.STATIC_URL:
+    # A STATIC_URL on another host (a CDN) is not the proxy's to serve.
+    if not settings.STATIC_ROOT or not settings.STATIC_URL or urlsplit(settings.STATIC_URL).netloc:
         return []
     config, _ = _read_proxy_config()
     if config is None:
         return []
-    served = config.static_dirs(settings.STATIC_URL)
+    served = config.directories_served(settings.STATIC_URL)
     if not served:
-        return [_copy(W015, _proxy_name(config), settings.STATIC_URL)]
+        return [_copy(W015, config.name, settings.STATIC_URL)]
     expected = deployed_path(settings.STATIC_ROOT)
     return [
-        _copy(W014, expected, _proxy_name(config), directory)
+        _copy(W014, expected, config.name, directory)
         for directory in dict.fromkeys(served)
         if directory != expected
     ]

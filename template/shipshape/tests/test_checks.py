@@ -188,7 +188,47 @@ def test_a_static_root_the_proxy_does_not_serve_is_reported(tmp_path, kind):
         assert shipshape_ids() == {"shipshape.W014"}
 
 
-def test_a_proxy_config_that_cannot_be_read_is_reported(tmp_path):
-    shipshape = {**settings.SHIPSHAPE, "proxy": "nginx", "proxy_config": tmp_path / "gone.conf"}
+@pytest.mark.parametrize("static", [None, "/var/www/elsewhere"], ids=["served", "elsewhere"])
+def test_a_static_location_in_an_included_file_is_read(tmp_path, static):
+    """nginx follows `include`, so the checks do: the location moved out is still seen."""
+    shipshape = proxy_config(tmp_path, "nginx", static=static)
+    site = shipshape["proxy_config"]
+    text = site.read_text()
+    location = text[text.index("    location ^~ /static/") : text.index("    location / {")]
+    included = tmp_path / "static.conf"
+    included.write_text(location)
+    site.write_text(text.replace(location, f"    include {included};\n"))
+    expected = {"shipshape.W014"} if static else set()
+    with override_settings(SHIPSHAPE=shipshape):
+        assert shipshape_ids() == expected
+
+
+@pytest.mark.parametrize("static", [None, "/var/www/elsewhere"], ids=["served", "elsewhere"])
+def test_without_caddy_the_caddyfile_is_read_by_the_fallback_which_says_so(
+    tmp_path, monkeypatch, static
+):
+    monkeypatch.setattr("shipshape.proxy_config.which", lambda tool: None)
+    shipshape = proxy_config(tmp_path, "caddy", static=static)
+    with override_settings(SHIPSHAPE=shipshape):
+        messages = [
+            m for m in run_checks(include_deployment_checks=True) if m.id.startswith("shipshape.")
+        ]
+        with override_settings(SECURE_PROXY_SSL_HEADER=None):
+            assert shipshape_ids() == {"shipshape.W010", *({"shipshape.W014"} if static else ())}
+    assert {m.id for m in messages} == ({"shipshape.W014"} if static else set())
+    for message in messages:
+        assert "caddy is not installed here" in message.msg
+
+
+@pytest.mark.parametrize(
+    "config",
+    [None, "server {\n    listen 80;\n", "server {\n    include /nonexistent/static.conf;\n}\n"],
+    ids=["missing", "unbalanced", "missing-include"],
+)
+def test_a_proxy_config_that_cannot_be_read_is_reported(tmp_path, config):
+    path = tmp_path / "site.conf"
+    if config is not None:
+        path.write_text(config)
+    shipshape = {**settings.SHIPSHAPE, "proxy": "nginx", "proxy_config": path}
     with override_settings(SHIPSHAPE=shipshape):
         assert shipshape_ids() == {"shipshape.E001"}

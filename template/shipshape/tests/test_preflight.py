@@ -5,10 +5,11 @@ import secrets
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from shipshape.management.commands.preflight import FAILED, PASSED, SKIPPED, Outcome, summarise
+from shipshape.management.commands.preflight import Outcome, summarise
+from shipshape.results import FAIL, PASS, SKIP
 
 
 @pytest.fixture
@@ -32,17 +33,17 @@ def preflight() -> tuple[int, list[str]]:
     out = io.StringIO()
     try:
         call_command("preflight", stdout=out)
-    except SystemExit as exc:
-        return exc.code, out.getvalue().splitlines()
+    except CommandError as exc:
+        return exc.returncode, out.getvalue().splitlines()
     return 0, out.getvalue().splitlines()
 
 
 def test_the_summary_counts_each_status_and_names_missing_tools():
     outcomes = [
-        Outcome("environment", PASSED, ""),
-        Outcome("check --deploy", FAILED, ""),
-        Outcome("nginx config", SKIPPED, "", missing_tool="nginx"),
-        Outcome("systemd units", SKIPPED, "", missing_tool="systemd-analyze"),
+        Outcome("environment", PASS, ""),
+        Outcome("check --deploy", FAIL, ""),
+        Outcome("nginx config", SKIP, "", missing_tool="nginx"),
+        Outcome("systemd units", SKIP, "", missing_tool="systemd-analyze"),
     ]
     assert summarise(outcomes) == (
         "preflight: 1 passed, 1 failed, 2 skipped (not installed here: nginx, systemd-analyze)"

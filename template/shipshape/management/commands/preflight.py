@@ -5,34 +5,25 @@ warning level (Django's checks and shipshape's), `makemigrations --check`,
 `collectstatic --dry-run`, and the rendered proxy config and systemd units
 through the real nginx, caddy and systemd-analyze where they are installed. A
 tool that is not installed is reported as skipped, not as a failure. The last
-line sums it up; the exit status is 0 only when nothing failed.
+line sums it up; the command fails (exit status 1) only when a step failed.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import BaseCommand, CommandError, call_command
-from django.utils.module_loading import import_string
 
 from shipshape import proxy_config
-
-TOOL_TIMEOUT_SECONDS = 60
-# Where Debian and most distributions put nginx when /usr/sbin is not on PATH.
-SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+from shipshape.results import FAIL, PASS, SKIP, WARN, style
+from shipshape.tools import run, which
 
 
 @dataclass
@@ -46,25 +37,17 @@ class Outcome:
 
 def summarise(outcomes: list[Outcome]) -> str:
     """The last line: counts per status and the tools that were not installed."""
-    counts = {status: sum(o.status == status for o in outcomes) for status in (PASSED, FAILED)}
-    line = f"preflight: {counts[PASSED]} passed, {counts[FAILED]} failed"
-    skipped = [o for o in outcomes if o.status == SKIPPED]
+    counts = {status: sum(o.status == status for o in outcomes) for status in (PASS, WARN, FAIL)}
+    line = f"preflight: {counts[PASS]} passed, {counts[FAIL]} failed"
+    if counts[WARN]:
+        line += f", {counts[WARN]} warnings"
+    skipped = [o for o in outcomes if o.status == SKIP]
     if skipped:
         line += f", {len(skipped)} skipped"
         missing = sorted({o.missing_tool for o in skipped if o.missing_tool})
         if missing:
             line += f" (not installed here: {', '.join(missing)})"
     return line
-
-
-def _which(tool: str) -> str | None:
-    return shutil.which(tool, path=os.pathsep.join([os.environ.get("PATH", ""), SBIN]))
-
-
-def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=TOOL_TIMEOUT_SECONDS, check=False, **kwargs
-    )
 
 
 def _lines(text: str) -> list[str]:
@@ -94,21 +77,17 @@ class Command(BaseCommand):
                 continue
             outcomes.append(outcome)
             self.report(outcome)
-        line = summarise(outcomes)
-        failed = any(o.status == FAILED for o in outcomes)
+        failed = [o.name for o in outcomes if o.status == FAIL]
         self.stdout.write("")
-        self.stdout.write(line, style_func=self.style.ERROR if failed else self.style.SUCCESS)
+        self.stdout.write(summarise(outcomes), style_func=style(self, FAIL if failed else PASS))
         if failed:
-            sys.exit(1)
+            raise CommandError(f"failed: {', '.join(failed)}")
 
     def report(self, outcome: Outcome) -> None:
-        style = {
-            PASSED: self.style.SUCCESS,
-            FAILED: self.style.ERROR,
-            SKIPPED: self.style.WARNING,
-        }[outcome.status]
-        label = {PASSED: "ok", FAILED: "FAIL", SKIPPED: "skip"}[outcome.status]
-        self.stdout.write(f"  {label:<4}  {outcome.name:<24} {outcome.summary}", style_func=style)
+        self.stdout.write(
+            f"  {outcome.status.upper():<4}  {outcome.name:<24} {outcome.summary}",
+            style_func=style(self, outcome.status),
+        )
         for detail in outcome.details:
             self.stdout.write(f"{'':<32}{detail}")
 
@@ -118,15 +97,16 @@ class Command(BaseCommand):
         name = "environment"
         dotted = getattr(settings, "SHIPSHAPE", {}).get("env_model")
         if not dotted:
-            return Outcome(name, SKIPPED, "SHIPSHAPE['env_model'] is not set")
-        model = import_string(dotted)
-        load = sys.modules[model.__module__].load
+            return Outcome(name, SKIP, "SHIPSHAPE['env_model'] is not set")
+        # The model's module (the project's env.py) has the load() that reads and validates.
+        module_name, _, model_name = dotted.rpartition(".")
+        env = import_module(module_name)
         try:
-            load(model)
+            env.load(getattr(env, model_name))
         except ImproperlyConfigured as exc:
             problems = getattr(exc, "problems", None) or [str(exc)]
-            return Outcome(name, FAILED, f"{model.__name__} refuses it", problems)
-        return Outcome(name, PASSED, f"{model.__name__} accepts every variable")
+            return Outcome(name, FAIL, f"{model_name} refuses it", problems)
+        return Outcome(name, PASS, f"{model_name} accepts every variable")
 
     def deploy_checks(self) -> Outcome:
         name = "check --deploy"
@@ -134,9 +114,9 @@ class Command(BaseCommand):
         try:
             call_command("check", deploy=True, fail_level="WARNING", stdout=out, stderr=out)
         except CommandError as exc:  # SystemCheckError: the issues are its message
-            return Outcome(name, FAILED, "issues at warning level or above", _lines(str(exc)))
+            return Outcome(name, FAIL, "issues at warning level or above", _lines(str(exc)))
         details = _lines(out.getvalue())
-        return Outcome(name, PASSED, details[-1] if details else "no issues", details[:-1])
+        return Outcome(name, PASS, details[-1] if details else "no issues", details[:-1])
 
     def migrations(self) -> Outcome:
         name = "makemigrations --check"
@@ -146,11 +126,11 @@ class Command(BaseCommand):
         except SystemExit:
             return Outcome(
                 name,
-                FAILED,
+                FAIL,
                 "models have changes without a migration: run makemigrations",
                 _lines(out.getvalue()),
             )
-        return Outcome(name, PASSED, "every model change has a migration")
+        return Outcome(name, PASS, "every model change has a migration")
 
     def static_files(self) -> Outcome:
         name = "collectstatic --dry-run"
@@ -158,34 +138,28 @@ class Command(BaseCommand):
         try:
             call_command("collectstatic", dry_run=True, interactive=False, stdout=out, stderr=out)
         except Exception as exc:  # any failure here is the result of the step
-            return Outcome(name, FAILED, f"{type(exc).__name__}: {exc}", _lines(out.getvalue()))
+            return Outcome(name, FAIL, f"{type(exc).__name__}: {exc}", _lines(out.getvalue()))
         lines = _lines(out.getvalue())
-        return Outcome(name, PASSED, f"dry run: {lines[-1]}" if lines else "nothing to collect")
+        return Outcome(name, PASS, f"dry run: {lines[-1]}" if lines else "nothing to collect")
 
     def proxy(self) -> Outcome | None:
         kind, path = proxy_config.configured()
         if path is None:
             return None
         name = f"{kind} config"
-        if not path.exists():
-            return Outcome(name, FAILED, f"{path} does not exist")
-        tool = "nginx" if kind == "nginx" else "caddy"
-        binary = _which(tool)
+        try:
+            config = proxy_config.read(kind, path)
+        except proxy_config.UnreadableConfig as exc:
+            return Outcome(name, FAIL, f"{path.name} cannot be read", [str(exc)])
+        binary = which(kind)
         if binary is None:
-            return Outcome(name, SKIPPED, f"{tool} is not installed here", missing_tool=tool)
+            return Outcome(name, SKIP, f"{kind} is not installed here", missing_tool=kind)
         with tempfile.TemporaryDirectory(prefix="preflight-") as tmp:
-            text, notes = self._stand_in_certificates(path.read_text(), kind, Path(tmp))
-            if kind == "nginx":
-                text, more = _loopback_upstreams(text)
-                result = self._nginx_test(binary, text, Path(tmp))
-            else:
-                more = []
-                result = self._caddy_validate(binary, text, Path(tmp))
-        notes += more
+            result, notes = proxy_config.validate(config, binary, Path(tmp))
         output = _lines(result.stdout + result.stderr)
         if result.returncode != 0:
-            return Outcome(name, FAILED, f"{tool} rejects {path.name}", output + notes)
-        return Outcome(name, PASSED, f"{tool} accepts {path.name}", notes)
+            return Outcome(name, FAIL, f"{kind} rejects {path.name}", output + notes)
+        return Outcome(name, PASS, f"{kind} accepts {path.name}", notes)
 
     def systemd_units(self) -> Outcome | None:
         folder = Path(settings.BASE_DIR) / "deploy" / "systemd"
@@ -193,10 +167,10 @@ class Command(BaseCommand):
         if not units:
             return None
         name = "systemd units"
-        binary = _which("systemd-analyze")
+        binary = which("systemd-analyze")
         if binary is None:
             missing = "systemd-analyze"
-            return Outcome(name, SKIPPED, f"{missing} is not installed here", missing_tool=missing)
+            return Outcome(name, SKIP, f"{missing} is not installed here", missing_tool=missing)
         app_dir = getattr(settings, "SHIPSHAPE", {}).get("app_dir")
         base_dir = str(Path(settings.BASE_DIR).resolve())
         notes = []
@@ -214,86 +188,10 @@ class Command(BaseCommand):
                 copies.append(str(copy))
             if app_dir and app_dir != base_dir:
                 notes.append(f"verified with this checkout's paths in place of {app_dir}")
-            result = _run([binary, "verify", "--man=no", *copies])
+            result = run([binary, "verify", "--man=no", *copies])
         # systemd-analyze exits 0 on unknown keys and other mistakes: any message is one.
         output = _lines(result.stderr)
         names = ", ".join(unit.name for unit in units)
         if result.returncode != 0 or output:
-            return Outcome(name, FAILED, f"systemd-analyze verify rejects {names}", output + notes)
-        return Outcome(name, PASSED, f"systemd-analyze verify accepts {names}", notes)
-
-    # Tools -----------------------------------------------------------------------
-
-    def _stand_in_certificates(self, text: str, kind: str, tmp: Path) -> tuple[str, list[str]]:
-        """Replace certificate files that do not exist here (e.g. in CI) with a throwaway pair."""
-        if kind == "nginx":
-            paths = re.findall(r"^\s*ssl_certificate(?:_key)?\s+(\S+?);", text, re.MULTILINE)
-        else:
-            pairs = re.findall(r"^\s*tls\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
-            paths = [path for pair in pairs for path in pair]
-        missing = sorted({p for p in paths if p.startswith("/") and not Path(p).exists()})
-        if not missing:
-            return text, []
-        openssl = _which("openssl")
-        if openssl is None:
-            return text, [f"{', '.join(missing)} missing and openssl not installed"]
-        cert, key = tmp / "stand-in.crt", tmp / "stand-in.key"
-        _run(
-            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-            + ["-subj", "/CN=preflight.invalid", "-keyout", str(key), "-out", str(cert)]
-        )
-        for path in missing:
-            is_key = "key" in Path(path).name or "priv" in Path(path).name
-            text = text.replace(path, str(key if is_key else cert))
-        return text, [f"a throwaway certificate stood in for {', '.join(missing)}"]
-
-    def _nginx_test(self, binary: str, text: str, tmp: Path) -> subprocess.CompletedProcess:
-        site = tmp / "site.conf"
-        site.write_text(text)
-        mime = Path("/etc/nginx/mime.types")
-        temp_paths = "\n".join(
-            f"    {kind}_temp_path {tmp / kind};"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        main = tmp / "nginx.conf"
-        main.write_text(
-            f"pid {tmp / 'nginx.pid'};\n"
-            "error_log stderr;\n"
-            "events {}\n"
-            "http {\n"
-            + (f"    include {mime};\n" if mime.exists() else "")
-            + "    access_log off;\n"
-            + temp_paths
-            + f"\n    include {site};\n"
-            "}\n"
-        )
-        return _run([binary, "-t", "-q", "-e", "stderr", "-p", str(tmp), "-c", str(main)])
-
-    def _caddy_validate(self, binary: str, text: str, tmp: Path) -> subprocess.CompletedProcess:
-        caddyfile = tmp / "Caddyfile"
-        caddyfile.write_text(text)
-        # Caddy keeps state under HOME; validation must not touch the user's.
-        env = {
-            **os.environ,
-            **{name: str(tmp) for name in ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME")},
-        }
-        return _run(
-            [binary, "validate", "--config", str(caddyfile), "--adapter", "caddyfile"], env=env
-        )
-
-
-def _loopback_upstreams(text: str) -> tuple[str, list[str]]:
-    """nginx -t resolves upstream names; a compose service name only resolves inside compose."""
-    notes = []
-
-    def replace(match: re.Match) -> str:
-        host, port = match.group(2), match.group(3)
-        try:
-            socket.getaddrinfo(host, port)
-        except OSError:
-            notes.append(f"upstream {host}:{port} does not resolve here; tested as 127.0.0.1")
-            return f"{match.group(1)}127.0.0.1:{port}"
-        return match.group(0)
-
-    text = re.sub(r"(\bserver\s+)([A-Za-z][\w.-]*):(\d+)", replace, text)
-    return text, notes
+            return Outcome(name, FAIL, f"systemd-analyze verify rejects {names}", output + notes)
+        return Outcome(name, PASS, f"systemd-analyze verify accepts {names}", notes)

@@ -10,8 +10,8 @@ request runs at once, so the run takes about as long as its slowest request.
     python manage.py smoketest https://example.com --resolve example.com:443:203.0.113.7
     python manage.py smoketest https://example.com --admin-user ops --admin-password-env OPS_PW
 
-Exit status 0 when nothing failed; warnings (such as a check skipped for want of
-a login) do not fail the run.
+The command fails (exit status 1) only when a check failed; warnings (such as
+a check skipped for want of a login) do not fail the run.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import ssl
-import sys
 import time
 from dataclasses import asdict, dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -35,9 +34,8 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.urls import reverse
 
+from shipshape.results import FAIL, PASS, WARN, style
 from shipshape.transport import Resolver, ResolvingTransport, parse_resolve
-
-PASS, WARN, FAIL = "pass", "warn", "fail"
 
 # Pages only Django's debug mode renders (5.2 and 6.x): the technical 404 and 500.
 DEBUG_MARKERS = ("DEBUG = True", "Django tried these URL patterns", "Traceback")
@@ -576,12 +574,10 @@ class Command(BaseCommand):
                 f" slowest {timing['slowest_request_seconds']:.2f}s)"
             )
             self.stdout.write("")
-            self.stdout.write(line, style_func=self.style_for(FAIL if counts[FAIL] else PASS))
+            self.stdout.write(line, style_func=style(self, FAIL if counts[FAIL] else PASS))
         if counts[FAIL]:
-            sys.exit(1)
-
-    def style_for(self, status):
-        return {PASS: self.style.SUCCESS, WARN: self.style.WARNING, FAIL: self.style.ERROR}[status]
+            failed = dict.fromkeys(r.id for r in results if r.status == FAIL)
+            raise CommandError(f"failed: {', '.join(failed)}")
 
     def table(self, results: list[Result]) -> None:
         width_id = max(len(r.id) for r in results)
@@ -590,6 +586,6 @@ class Command(BaseCommand):
             line = (
                 f"{r.status.upper():<4}  {r.id:<{width_id}}  {r.target:<{width_target}}  {r.detail}"
             )
-            self.stdout.write(line, style_func=self.style_for(r.status))
+            self.stdout.write(line, style_func=style(self, r.status))
             if r.fix:
                 self.stdout.write(f"{'':<{width_id + width_target + 8}}fix: {r.fix}")
