@@ -138,8 +138,19 @@ class ProxyConfig:
                     found.append(_file_folder(request["root"], request["path"]))
         return found
 
-    def nginx_text(self, replace: dict[str, str]) -> str:
-        """The whole nginx config as one file, includes inlined, with these arguments replaced."""
+    def nginx_text(self, replace: dict[str, str]) -> tuple[str, bool]:
+        """The nginx config as one file with these arguments replaced, and whether lines match.
+
+        When every argument to replace is in the main file, that file's own text
+        with the values replaced, so nginx's messages keep its line numbers;
+        otherwise crossplane writes the whole config out, includes inlined.
+        """
+        files = {d.get("file") for d in _nginx_walk(self.tree) if set(d["args"]) & set(replace)}
+        if files <= {str(self.path)}:
+            text = self.path.read_text()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            return text, True
 
         def replaced(directives: list[dict]) -> list[dict]:
             return [
@@ -151,7 +162,7 @@ class ProxyConfig:
                 for d in directives
             ]
 
-        return crossplane.build(replaced(self.tree)) + "\n"
+        return crossplane.build(replaced(self.tree)) + "\n", False
 
 
 def configured() -> tuple[str, Path | None]:
@@ -282,11 +293,18 @@ def validate(
             replace[address] = f"127.0.0.1:{port}" if port else "127.0.0.1"
             notes.append(f"upstream {address} does not resolve here; tested as {replace[address]}")
     if config.kind == "nginx":
-        site = config.path
-        if replace:
-            site = workdir / "site.conf"
-            site.write_text(config.nginx_text(replace))
-        return nginx_test(binary, site, workdir), notes
+        if not replace:
+            return nginx_test(binary, config.path, workdir), notes
+        site = workdir / config.path.name
+        text, same_lines = config.nginx_text(replace)
+        site.write_text(text)
+        result = nginx_test(binary, site, workdir)
+        if same_lines:
+            # Line for line the project's file: name it in nginx's messages, not the copy.
+            result.stderr = result.stderr.replace(str(site), str(config.path))
+        else:
+            notes.append("tested as one file written by crossplane, its includes inlined")
+        return result, notes
     caddyfile = config.path
     if replace:
         text = caddyfile.read_text()
