@@ -9,7 +9,7 @@ import yaml
 
 from .support.paths import ROOT
 from .support.processes import run
-from .support.project import recorded_answers, settings_module
+from .support.project import check_deploy, recorded_answers, settings_module
 from .support.rendering import copier_copy_cli
 
 PRESETS = sorted((ROOT / "presets").glob("*.yml"))
@@ -73,12 +73,8 @@ def test_the_project_records_the_presets_answers_for_updates(preset_project, pre
 def test_a_preset_project_passes_check_deploy(preset_project, project_python, preset):
     project = preset_project(preset)
     recorded = recorded_answers(project)
-    result = run(
-        [project_python(recorded["django_version"]), "manage.py", "check", "--deploy",
-         "--fail-level", "WARNING"],
-        cwd=project,
-        env={"DJANGO_SETTINGS_MODULE": settings_module(recorded)},
-    )  # fmt: skip
+    python = project_python(recorded["django_version"])
+    result = check_deploy(python, project, settings_module(recorded))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 

@@ -20,7 +20,7 @@ import yaml
 
 from .support.git import commit_all, git, listed_files, new_repo, release
 from .support.processes import run
-from .support.project import edit, recorded_answers
+from .support.project import check_deploy, edit, recorded_answers, setting
 from .support.rendering import copier_copy_cli, render, snapshot_template, update
 
 OVERLAY = "settings_production"
@@ -156,25 +156,17 @@ def retrofit(template: Path, project: Path, slug: str, vcs_ref: str = "0.1.0") -
     )
 
 
-def check_deploy(python: Path, project: Path, slug: str, env: dict | None = None):
-    return run(
-        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=project,
-        env={"DJANGO_SETTINGS_MODULE": f"{slug}.{OVERLAY}", **(env or {})},
-    )
+def retrofitted(template: Path, project: Path, python: Path, message: str) -> dict:
+    """Commit the project as its team has it, remember its files, then retrofit it."""
+    new_repo(project, message)
+    before = snapshot_files(project)
+    retrofit(template, project, project.name)
+    return {"project": project, "before": before, "python": python}
 
 
-def setting(
-    python: Path, project: Path, slug: str, expression: str, env: dict | None = None
-) -> str:
-    result = run(
-        [python, "-c", "import django; django.setup(); from django.conf import settings; "
-         f"print({expression})"],
-        cwd=project,
-        env={"DJANGO_SETTINGS_MODULE": f"{slug}.{OVERLAY}", **(env or {})},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+def overlay(slug: str) -> str:
+    """The production overlay's settings module, beside the project's own settings."""
+    return f"{slug}.{OVERLAY}"
 
 
 @pytest.fixture(scope="session")
@@ -194,10 +186,7 @@ def retrofit_releases(tmp_path_factory) -> Path:
 def fresh(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("startproject"), "mysite")
-    new_repo(project, "django-admin startproject mysite")
-    before = snapshot_files(project)
-    retrofit(retrofit_releases, project, "mysite")
-    return {"project": project, "before": before, "python": python}
+    return retrofitted(retrofit_releases, project, python, "django-admin startproject mysite")
 
 
 @pytest.fixture(scope="session")
@@ -205,10 +194,7 @@ def shop(retrofit_releases, project_python, tmp_path_factory) -> dict:
     python = project_python("5.2")
     project = startproject(python, tmp_path_factory.mktemp("grown"), "shop")
     grow_shop(project)
-    new_repo(project, "the shop, as the team built it")
-    before = snapshot_files(project)
-    retrofit(retrofit_releases, project, "shop")
-    return {"project": project, "before": before, "python": python}
+    return retrofitted(retrofit_releases, project, python, "the shop, as the team built it")
 
 
 def unchanged(project: Path, before: dict[str, bytes]) -> list[str]:
@@ -249,7 +235,7 @@ def test_env_is_written_private_and_ignored(existing, request):
 def test_production_overlay_passes_check_deploy(existing, request):
     state = request.getfixturevalue(existing)
     project = state["project"]
-    result = check_deploy(state["python"], project, project.name)
+    result = check_deploy(state["python"], project, overlay(project.name))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -257,11 +243,7 @@ def test_production_overlay_passes_check_deploy(existing, request):
 @FRESH
 def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
     """The overlay is what makes the difference: the project's own settings fail."""
-    result = run(
-        [fresh["python"], "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=fresh["project"],
-        env={"DJANGO_SETTINGS_MODULE": "mysite.settings"},
-    )
+    result = check_deploy(fresh["python"], fresh["project"], "mysite.settings")
     assert result.returncode == 1
     assert "security.W018" in result.stderr  # DEBUG
 
@@ -270,11 +252,11 @@ def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
 def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     python, project = shop["python"], shop["project"]
     env = {"SHOP_DEBUG": "1", "SHOP_PAGE_SIZE": "50"}
-    assert setting(python, project, "shop", "settings.DEBUG", env) == "False"
-    assert setting(python, project, "shop", "settings.SHOP_PAGE_SIZE", env) == "50"
-    apps = setting(python, project, "shop", "settings.INSTALLED_APPS")
+    assert setting(python, project, overlay("shop"), "settings.DEBUG", env) == "False"
+    assert setting(python, project, overlay("shop"), "settings.SHOP_PAGE_SIZE", env) == "50"
+    apps = setting(python, project, overlay("shop"), "settings.INSTALLED_APPS")
     assert "'catalog'" in apps and apps.endswith("'shipshape']")
-    middleware = yaml.safe_load(setting(python, project, "shop", "settings.MIDDLEWARE"))
+    middleware = yaml.safe_load(setting(python, project, overlay("shop"), "settings.MIDDLEWARE"))
     assert middleware[0] == "shop.health.HealthCheckMiddleware"
     assert middleware[1:] == [
         "django.middleware.security.SecurityMiddleware",
@@ -313,7 +295,7 @@ def test_copier_update_works_on_a_retrofitted_project(retrofit_releases, shop, t
         ".copier-answers.yml",
         f"shop/{OVERLAY}.py",
     ]
-    result = check_deploy(python, project, "shop")
+    result = check_deploy(python, project, overlay("shop"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -357,9 +339,9 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
     assert lint.returncode == 0, lint.stdout
     fmt = run([*ruff, "format", "--check", *config, overlay], cwd=project)
     assert fmt.returncode == 0, fmt.stdout
-    result = check_deploy(python, project, "mysite")
+    result = check_deploy(python, project, overlay("mysite"))
     assert result.returncode == 0, result.stdout + result.stderr
-    middleware = setting(python, project, "mysite", "settings.MIDDLEWARE[:3]")
+    middleware = setting(python, project, overlay("mysite"), "settings.MIDDLEWARE[:3]")
     if proxy == "load_balancer":
         assert middleware == str(
             [

@@ -30,7 +30,7 @@ import yaml
 from .support.binaries import venv_tool
 from .support.git import commit_all, git, listed_files, new_repo, release
 from .support.processes import run
-from .support.project import edit, recorded_answers, settings_module
+from .support.project import check_deploy, edit, recorded_answers, setting, settings_module
 from .support.rendering import copier_cli, render, snapshot_template, update
 
 # With --dist loadgroup, the tests of one release share a worker and its fixtures.
@@ -349,20 +349,11 @@ def test_the_migration_prints_names_never_values(migrated):
 def test_the_migrated_env_configures_the_new_release(migrated, project_python):
     project = migrated["project"]
     python = project_python("5.2")
-    settings = {"DJANGO_SETTINGS_MODULE": settings_module({})}
-    check = run(
-        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=project,
-        env=settings,
-    )
+    module = settings_module({})
+    check = check_deploy(python, project, module)
     assert check.returncode == 0, check.stdout + check.stderr
-    database = run(
-        [python, "-c", "import django; django.setup(); from django.conf import settings; "
-         "print(settings.DATABASES['default']['NAME'])"],
-        cwd=project,
-        env=settings,
-    )  # fmt: skip
-    assert database.stdout.strip().endswith("/site.sqlite3"), database.stderr
+    database = setting(python, project, module, "settings.DATABASES['default']['NAME']")
+    assert database.endswith("/site.sqlite3"), database
 
 
 @AT_0_3_0

@@ -1,10 +1,13 @@
-"""What a rendered project looks like from outside: its settings module, its answers."""
+"""A rendered project seen from outside: its settings module, its answers, its deploy check."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
+
+from .processes import run
 
 
 def settings_module(answers: dict) -> str:
@@ -24,3 +27,28 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{path.name}: expected {old!r} exactly once"
     path.write_text(text.replace(old, new))
+
+
+def check_deploy(
+    python: Path, project: Path, module: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`manage.py check --deploy --fail-level WARNING` with these settings, as a release gate runs it."""
+    return run(
+        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=project,
+        env={"DJANGO_SETTINGS_MODULE": module, **(env or {})},
+    )
+
+
+def setting(
+    python: Path, project: Path, module: str, expression: str, env: dict | None = None
+) -> str:
+    """What a Python expression over django.conf's `settings` prints, with these settings."""
+    result = run(
+        [python, "-c", "import django; django.setup(); from django.conf import settings; "
+         f"print({expression})"],
+        cwd=project,
+        env={"DJANGO_SETTINGS_MODULE": module, **(env or {})},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
