@@ -43,7 +43,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Render the defaults into demo/ and run the generated project's deploy checks."""
-    session.install("copier")
+    session.install("copier", "copier-template-extensions")
     target = ROOT / "demo"
     shutil.rmtree(target, ignore_errors=True)
     session.run(

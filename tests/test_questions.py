@@ -118,7 +118,7 @@ REFUSED = [
     ("app_dir=srv/site", "app_dir: 'srv/site' must be an absolute path"),
     ("http_port=0", "http_port: give a TCP port between 1 and 65535"),
     ("https_port=80", "https_port: must differ from http_port (80)"),
-    ("tls_cert=fullchain.pem", "tls_cert: nginx needs the absolute path of a certificate chain"),
+    ("tls_cert=fullchain.pem", "tls_cert: 'fullchain.pem' must be the absolute path of a certificate chain"),
     ("gunicorn_bind=localhost", "gunicorn_bind: 'localhost' must be unix:/absolute/path.sock"),
 ]
 

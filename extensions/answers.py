@@ -1,0 +1,651 @@
+"""The answers of django-shipshape as one validated model, and the values computed from them.
+
+copier asks the questions in copier.yml; this module decides what it accepts. Fields are
+declared in the order copier asks them, so a rule that spans answers lives on the later
+field and sees the earlier ones in `info.data` (an earlier answer that was refused is
+absent there, so only the cause of a problem is reported, never its consequences).
+
+Every refusal is one line that starts with the question's name and says how to fix the
+answer. The module imports nothing from copier or Jinja: tests use it directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import keyword
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+# Python's own modules, on every Python the generated project supports (3.10 to 3.14):
+# the running interpreter's list, plus modules it may lack that another version has.
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {
+    "annotationlib", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "compression",
+    "crypt", "distutils", "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis", "nntplib",
+    "ossaudiodev", "pipes", "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "tomllib", "uu",
+    "xdrlib",
+}  # fmt: skip
+
+# Top-level import names of every package a generated project installs, dependencies of
+# dependencies included (tests/test_answers.py compares this with a real project virtualenv).
+PROJECT_IMPORTS = frozenset({
+    "annotated_types", "anyio", "asgiref", "certifi", "crossplane", "dj_database_url", "django",
+    "dotenv", "gunicorn", "h11", "httpcore", "httpx", "idna", "iniconfig", "packaging", "pluggy",
+    "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "py", "pydantic", "pydantic_core",
+    "pydantic_settings", "pygments", "pytest", "pytest_django", "ruff", "sqlparse",
+    "typing_extensions", "typing_inspection", "whitenoise",
+})  # fmt: skip
+
+# Names the project itself uses at its top level: the bundled app, folders and modules.
+PROJECT_NAMES = frozenset({
+    "shipshape", "deploy", "tests", "static", "media", "staticfiles", "templates", "manage",
+    "settings", "test",
+})  # fmt: skip
+
+RESERVED_NAMES = STDLIB_MODULES | PROJECT_IMPORTS | PROJECT_NAMES
+
+# Hostnames under these suffixes never reach the public internet.
+LOCAL_SUFFIXES = ("localhost", "local", "localdomain", "internal", "invalid", "test", "home.arpa", "lan")  # fmt: skip
+
+# A unix socket path must fit sockaddr_un.sun_path (108 bytes with its NUL).
+MAX_SOCKET_PATH = 107
+MAX_SLUG = 40
+MAX_PATH = 200
+
+LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"({LABEL}\.)+[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?")
+SLUG = re.compile(r"[a-z][a-z0-9_]*")
+URL_SEGMENT = r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*"
+URL_PREFIX = re.compile(rf"({URL_SEGMENT}/)+")
+ABSOLUTE_URL_PATH = re.compile(rf"(/{URL_SEGMENT})+")
+FILE_PATH = re.compile(r"(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+")
+DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+BOOLEAN_WORDS = {
+    "true": True, "yes": True, "y": True, "on": True, "1": True,
+    "false": False, "no": False, "n": False, "off": False, "0": False,
+}  # fmt: skip
+
+
+class AnswersError(ValueError):
+    """Answers that were refused: one line per problem, each naming its question."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def refuse(message: str) -> ValueError:
+    return ValueError(message)
+
+
+def as_bool(value: Any) -> bool:
+    """A real boolean: `flase` must not become True, nor a data file's 1 a yes by accident."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.strip().lower()]
+    raise refuse(f"{value!r} is not true or false; answer true or false")
+
+
+def as_int(value: Any) -> int:
+    """A whole number: a data file's `true` must not become 1."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        return int(value)
+    raise refuse(f"{value!r} is not a whole number")
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        raise refuse(f"{value!r} is not text; give a single value")
+    text = str(value)
+    if CONTROL.search(text):
+        raise refuse(f"{text!r} contains a control character or line break; give it on one line")
+    return text
+
+
+def as_list(value: Any) -> list[str]:
+    """Items of a list answer given as YAML (`[a, b]`) or as a comma-separated string (`a,b`)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    if isinstance(value, (list, tuple)):
+        return [text.strip() for text in map(as_text, value) if text.strip()]
+    raise refuse("give a list, e.g. [a, b], or a comma-separated string")
+
+
+def host_problem(value: str) -> str | None:
+    """Why `value` is not a usable public hostname, or None when it is."""
+    v = value.strip()
+    if not v:
+        return "give a public hostname, e.g. example.com"
+    if "://" in v:
+        bare = v.split("://", 1)[1].split("/")[0].split(":")[0]
+        return f"'{v}' has a scheme; answer with the bare hostname '{bare}'"
+    if len(v.split()) > 1:
+        return f"'{v}' has spaces; give one hostname per entry"
+    if "*" in v:
+        return f"'{v}' is a wildcard; list every hostname the site serves explicitly"
+    if "/" in v:
+        return f"'{v}' has a path; answer with the bare hostname '{v.split('/')[0]}'"
+    try:
+        ipaddress.ip_address(v.strip("[]"))
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", v):
+            return f"'{v}' is an IP address; give the hostname the public uses"
+    else:
+        return (
+            f"'{v}' is an IP address; give the hostname the public uses "
+            "(probes by IP reach health_path without it)"
+        )
+    if ":" in v:
+        return (
+            f"'{v}' has a port; give the bare hostname '{v.split(':')[0]}' "
+            "(ports are the http_port and https_port answers)"
+        )
+    if v.startswith("."):
+        return f"'{v}' starts with a dot; list every hostname the site serves explicitly"
+    lower = v.lower().rstrip(".")
+    if "." not in lower:
+        return (
+            f"'{v}' is not a public hostname; give a fully qualified name such as {v}.example.com"
+        )
+    if any(lower == suffix or lower.endswith("." + suffix) for suffix in LOCAL_SUFFIXES):
+        return f"'{v}' is a local name the public cannot reach; give the site's public hostname"
+    if len(lower) > 253 or not HOSTNAME.fullmatch(lower):
+        return (
+            f"'{v}' is not a valid hostname; use letters, digits and inner hyphens "
+            "in dot-separated labels"
+        )
+    return None
+
+
+def cidr_problem(value: str) -> str | None:
+    """Why `value` is not a network in CIDR notation with its host bits clear, or None."""
+    if "/" not in value or not re.fullmatch(r"[0-9]{1,3}", value.rpartition("/")[2]):
+        return f"'{value}' is not a CIDR; write a network with its prefix length, e.g. 10.0.0.0/8"
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        if "has host bits set" in str(error):
+            network = ipaddress.ip_network(value, strict=False)
+            return f"'{value}' has host bits set; write the network address, e.g. {network}"
+        kind = "IPv6" if ":" in value else "IPv4"
+        limit = "128" if kind == "IPv6" else "32"
+        return (
+            f"'{value}' is not a valid {kind} network; write each part without leading zeros "
+            f"and a prefix up to {limit}"
+        )
+    return None
+
+
+def path_segments_problem(value: str) -> str | None:
+    if any(segment in (".", "..") for segment in value.split("/")):
+        return f"'{value}' has a '.' or '..' segment; give the path without them"
+    return None
+
+
+class Answers(BaseModel):
+    """Every answer of copier.yml, in the order copier asks them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project_name: str
+    project_slug: str
+    domain: str
+    extra_hosts: list[str]
+    proxy: Literal["nginx", "caddy", "load_balancer"]
+    lb_trusted_cidrs: list[str]
+    settings_layout: Literal["split", "single"]
+    deployment: Literal["systemd", "compose"]
+    database: Literal["sqlite", "postgres"]
+    django_version: Literal["5.2", "6.1"]
+    hsts_seconds: int
+    hsts_include_subdomains: bool
+    hsts_preload: bool
+    admin_path: str
+    health_path: str
+    retrofit: bool
+    existing_settings_module: str
+    app_dir: str
+    http_port: int
+    https_port: int
+    tls_cert: str
+    tls_key: str
+    gunicorn_bind: str
+
+    # -- types: what copier casts loosely, parsed strictly ------------------------------
+
+    @field_validator(
+        "project_name", "project_slug", "domain", "admin_path", "health_path",
+        "existing_settings_module", "app_dir", "tls_cert", "tls_key", "gunicorn_bind",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return as_text(value)
+
+    @field_validator(
+        "proxy", "settings_layout", "deployment", "database", "django_version", mode="before"
+    )
+    @classmethod
+    def _choice(cls, value: Any, info: ValidationInfo) -> str:
+        choices = cls.model_fields[info.field_name].annotation.__args__
+        text = str(value) if isinstance(value, (str, int, float)) else value
+        if text not in choices:
+            listed = ", ".join(choices)
+            raise refuse(f"{value!r} is not one of the choices; answer one of {listed}")
+        return text
+
+    @field_validator("hsts_include_subdomains", "hsts_preload", "retrofit", mode="before")
+    @classmethod
+    def _bool(cls, value: Any) -> bool:
+        return as_bool(value)
+
+    @field_validator("hsts_seconds", "http_port", "https_port", mode="before")
+    @classmethod
+    def _int(cls, value: Any) -> int:
+        return as_int(value)
+
+    @field_validator("extra_hosts", "lb_trusted_cidrs", mode="before")
+    @classmethod
+    def _list(cls, value: Any, info: ValidationInfo) -> list[str]:
+        if isinstance(value, dict):
+            if info.field_name == "extra_hosts":
+                raise refuse("give a list of hostnames, e.g. [www.example.com]")
+            raise refuse("give a list of networks, e.g. [10.0.0.0/8]")
+        return as_list(value)
+
+    # -- rules, one field at a time, each seeing the answers asked before it ------------
+
+    @field_validator("project_name")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise refuse("give the project a name, e.g. My Site")
+        if len(value) > 100:
+            raise refuse("keep the name under 100 characters")
+        return value
+
+    @field_validator("project_slug")
+    @classmethod
+    def _project_slug(cls, value: str) -> str:
+        if not SLUG.fullmatch(value):
+            raise refuse(
+                f"'{value}' is not a lowercase Python identifier; use letters, digits and "
+                "underscores, starting with a letter, e.g. my_site"
+            )
+        if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+            raise refuse(f"'{value}' is a Python keyword; pick another name, e.g. {value}_site")
+        if value in RESERVED_NAMES:
+            raise refuse(
+                f"'{value}' shadows a module the project imports; pick another name, "
+                f"e.g. {value}_site"
+            )
+        if len(value) > MAX_SLUG:
+            raise refuse(f"'{value}' is longer than {MAX_SLUG} characters; pick a shorter name")
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if problem := host_problem(value):
+            raise refuse(problem)
+        return value.strip().lower().rstrip(".")
+
+    @field_validator("extra_hosts")
+    @classmethod
+    def _extra_hosts(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        seen = [info.data["domain"]] if "domain" in info.data else []
+        for host in value:
+            if problem := host_problem(host):
+                raise refuse(problem)
+            normal = host.lower().rstrip(".")
+            if normal in seen:
+                raise refuse(f"'{host}' is listed twice (the domain counts); remove the repeat")
+            seen.append(normal)
+        return seen[1:] if "domain" in info.data else seen
+
+    @field_validator("lb_trusted_cidrs")
+    @classmethod
+    def _lb_trusted_cidrs(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("proxy", "load_balancer") != "load_balancer":
+            if "lb_trusted_cidrs" in given(info):
+                raise refuse("applies only to proxy=load_balancer; drop it or change the proxy")
+            return value
+        if not value:
+            raise refuse("give at least one network, e.g. [10.0.0.0/8]")
+        for cidr in value:
+            if problem := cidr_problem(cidr):
+                raise refuse(problem)
+        return [str(ipaddress.ip_network(cidr)) for cidr in value]
+
+    @field_validator("hsts_seconds")
+    @classmethod
+    def _hsts_seconds(cls, value: int) -> int:
+        if value < 0:
+            raise refuse("give 0 (no HSTS) or a positive number of seconds, e.g. 31536000")
+        if value > 10 * 365 * 86400:
+            raise refuse("give at most ten years (315360000); browsers cap max-age anyway")
+        return value
+
+    @field_validator("hsts_include_subdomains")
+    @classmethod
+    def _hsts_include_subdomains(cls, value: bool, info: ValidationInfo) -> bool:
+        if info.data.get("hsts_seconds") == 0 and "hsts_include_subdomains" in given(info):
+            raise refuse("applies only when hsts_seconds is above 0; drop it or turn HSTS on")
+        return value
+
+    @field_validator("hsts_preload")
+    @classmethod
+    def _hsts_preload(cls, value: bool, info: ValidationInfo) -> bool:
+        seconds = info.data.get("hsts_seconds")
+        if seconds == 0:
+            if value and "hsts_preload" in given(info):
+                raise refuse("preloading needs HSTS; give hsts_seconds of at least 31536000")
+            return value
+        subdomains = info.data.get("hsts_include_subdomains")
+        if value and seconds is not None and subdomains is not None:
+            if not (subdomains and seconds >= 31536000):
+                raise refuse(
+                    "preloading needs hsts_include_subdomains true and hsts_seconds of "
+                    "at least 31536000"
+                )
+        return value
+
+    @field_validator("admin_path")
+    @classmethod
+    def _admin_path(cls, value: str) -> str:
+        if not URL_PREFIX.fullmatch(value) or path_segments_problem(value):
+            raise refuse(
+                f"'{value}' must be a relative URL prefix ending in a slash, "
+                "e.g. admin/ or staff/admin/"
+            )
+        if value.split("/")[0] in ("static", "media"):
+            raise refuse(f"'{value}' overlaps the static or media URLs; pick e.g. admin/")
+        return value
+
+    @field_validator("health_path")
+    @classmethod
+    def _health_path(cls, value: str, info: ValidationInfo) -> str:
+        if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
+            raise refuse(
+                f"'{value}' must be an absolute path without a trailing slash, e.g. /healthz"
+            )
+        admin = "/" + info.data.get("admin_path", "\0")
+        if (
+            (value + "/").startswith(admin)
+            or admin.startswith(value + "/")
+            or value.split("/")[1] in ("static", "media")
+        ):
+            raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. /healthz")  # fmt: skip
+        return value
+
+    @field_validator("existing_settings_module")
+    @classmethod
+    def _existing_settings_module(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("retrofit"):
+            if value and "existing_settings_module" in given(info):
+                raise refuse("applies only to retrofit=true; drop it")
+            return value
+        slug = info.data.get("project_slug", "")
+        if not DOTTED_MODULE.fullmatch(value):
+            raise refuse(
+                f"'{value}' is not a dotted module path; give the one DJANGO_SETTINGS_MODULE "
+                f"names, e.g. {slug or 'my_site'}.settings"
+            )
+        if slug and value.split(".")[0] != slug:
+            raise refuse(
+                f"'{value}' is not inside project_slug '{slug}'; answer project_slug with the "
+                f"package that holds the settings ({value.split('.')[0]})"
+            )
+        if value == f"{slug}.settings_production":
+            raise refuse(
+                f"'{value}' is the overlay the retrofit adds; give the project's own settings, "
+                f"e.g. {slug}.settings"
+            )
+        return value
+
+    @field_validator("app_dir")
+    @classmethod
+    def _app_dir(cls, value: str, info: ValidationInfo) -> str:
+        if not FILE_PATH.fullmatch(value) or path_segments_problem(value):
+            slug = info.data.get("project_slug", "my_site")
+            raise refuse(
+                f"'{value}' must be an absolute path without spaces or a trailing slash, "
+                f"e.g. /srv/{slug}"
+            )
+        if len(value) > MAX_PATH:
+            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
+        return value
+
+    @field_validator("http_port")
+    @classmethod
+    def _http_port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise refuse("give a TCP port between 1 and 65535")
+        return value
+
+    @field_validator("https_port")
+    @classmethod
+    def _https_port(cls, value: int, info: ValidationInfo) -> int:
+        if not 0 < value < 65536:
+            raise refuse("give a TCP port between 1 and 65535")
+        if value == info.data.get("http_port"):
+            raise refuse(f"must differ from http_port ({value})")
+        return value
+
+    @field_validator("tls_cert")
+    @classmethod
+    def _tls_cert(cls, value: str, info: ValidationInfo) -> str:
+        example = f"/etc/letsencrypt/live/{info.data.get('domain', 'example.com')}/fullchain.pem"
+        if not value and info.data.get("proxy") == "nginx":
+            raise refuse(f"nginx needs the absolute path of a certificate chain, e.g. {example}")
+        if value and (not FILE_PATH.fullmatch(value) or path_segments_problem(value)):
+            raise refuse(f"'{value}' must be the absolute path of a certificate chain, e.g. {example}")  # fmt: skip
+        return value
+
+    @field_validator("tls_key")
+    @classmethod
+    def _tls_key(cls, value: str, info: ValidationInfo) -> str:
+        cert = info.data.get("tls_cert")
+        if cert and (not FILE_PATH.fullmatch(value) or path_segments_problem(value)):
+            raise refuse(f"give the absolute path of the private key that goes with {cert}")
+        if value and cert == "":
+            raise refuse("set tls_cert too, or leave both empty for Caddy's automatic HTTPS")
+        return value
+
+    @field_validator("gunicorn_bind")
+    @classmethod
+    def _gunicorn_bind(cls, value: str, info: ValidationInfo) -> str:
+        example = "e.g. 127.0.0.1:8000"
+        if value.startswith("unix:"):
+            path = value[5:]
+            if not FILE_PATH.fullmatch(path) or path_segments_problem(path):
+                raise refuse(f"'{value}' must be unix:/absolute/path.sock or host:port, {example}")
+            if len(path.encode()) > MAX_SOCKET_PATH:
+                raise refuse(
+                    f"the socket path is longer than {MAX_SOCKET_PATH} bytes, the most a unix "
+                    "socket takes; give a shorter one"
+                )
+            if info.data.get("deployment") == "compose":
+                raise refuse(
+                    "compose runs gunicorn in its own container, out of reach of a unix "
+                    "socket; give 0.0.0.0:8000"
+                )
+            if info.data.get("proxy") == "load_balancer":
+                raise refuse(
+                    "a load balancer on another host cannot reach a unix socket; give 0.0.0.0:8000"
+                )
+            return value
+        host, colon, port = value.rpartition(":")
+        if not colon or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+            raise refuse(f"'{value}' must be unix:/absolute/path.sock or host:port, {example}")
+        try:
+            address = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
+        except ValueError:
+            if host != "localhost" and (host.startswith("[") or not HOSTNAME.fullmatch(host)):
+                raise refuse(
+                    f"'{value}' must be unix:/absolute/path.sock or host:port, {example}"
+                ) from None
+            loopback = host == "localhost"
+        else:
+            if address.version == 6 and not host.startswith("["):
+                raise refuse(f"write an IPv6 address in brackets, e.g. [{address}]:{port}")
+            loopback = address.is_loopback
+        if loopback and info.data.get("deployment") == "compose":
+            raise refuse(
+                "the proxy container cannot reach gunicorn on loopback inside its own "
+                "container; give 0.0.0.0:8000"
+            )
+        if loopback and info.data.get("proxy") == "load_balancer":
+            raise refuse(
+                "a load balancer on another host cannot reach loopback; give 0.0.0.0:8000 "
+                "(gunicorn trusts forwarded headers only from lb_trusted_cidrs)"
+            )
+        return value
+
+    # -- values computed once from the answers, for every generated file ---------------
+
+    @cached_property
+    def hosts(self) -> list[str]:
+        """Every public hostname, the domain first."""
+        return [self.domain, *self.extra_hosts]
+
+    @cached_property
+    def https_port_suffix(self) -> str:
+        """What a URL carries after the host: nothing on 443."""
+        return "" if self.https_port == 443 else f":{self.https_port}"
+
+    @cached_property
+    def gunicorn_socket(self) -> str:
+        """The unix socket's path, or "" when gunicorn listens on TCP."""
+        return self.gunicorn_bind[5:] if self.gunicorn_bind.startswith("unix:") else ""
+
+    @cached_property
+    def gunicorn_host(self) -> str:
+        return "" if self.gunicorn_socket else self.gunicorn_bind.rpartition(":")[0]
+
+    @cached_property
+    def gunicorn_port(self) -> str:
+        return "" if self.gunicorn_socket else self.gunicorn_bind.rpartition(":")[2]
+
+    @cached_property
+    def settings_module(self) -> str:
+        """What DJANGO_SETTINGS_MODULE names in production."""
+        if self.retrofit:
+            return f"{self.project_slug}.settings_production"
+        suffix = ".production" if self.settings_layout == "split" else ""
+        return f"{self.project_slug}.settings{suffix}"
+
+    @cached_property
+    def proxy_serves_static(self) -> bool:
+        return self.proxy in ("nginx", "caddy")
+
+    @cached_property
+    def proxy_name(self) -> str:
+        """The proxy as prose names it."""
+        return {"nginx": "nginx", "caddy": "Caddy", "load_balancer": "the load balancer"}[
+            self.proxy
+        ]
+
+    @cached_property
+    def proxy_user(self) -> str:
+        """The user Debian's package runs the proxy as ("" for a load balancer)."""
+        return {"nginx": "www-data", "caddy": "caddy"}.get(self.proxy, "")
+
+    @cached_property
+    def silenced_checks(self) -> list[str]:
+        """Django's HSTS warnings that the answers make deliberate."""
+        if self.hsts_seconds == 0:
+            return ["security.W004"]
+        silenced = [] if self.hsts_include_subdomains else ["security.W005"]
+        return silenced + ([] if self.hsts_preload else ["security.W021"])
+
+    def computed(self) -> dict[str, Any]:
+        """The values every generated file uses beside the answers themselves."""
+        names = (
+            "hosts", "https_port_suffix", "gunicorn_socket", "gunicorn_host", "gunicorn_port",
+            "settings_module", "proxy_serves_static", "proxy_name", "proxy_user",
+            "silenced_checks",
+        )  # fmt: skip
+        return {name: getattr(self, name) for name in names}
+
+
+QUESTIONS = tuple(Answers.model_fields)
+
+
+def given(info: ValidationInfo) -> frozenset[str]:
+    """The questions the user answered explicitly (with -d, a data file, or at the prompt)."""
+    return (info.context or {}).get("given", frozenset())
+
+
+def problems_of(error: ValidationError, only: Iterable[str] | None = None) -> list[str]:
+    """One line per refused answer, `question: what is wrong and how to fix it`."""
+    wanted = None if only is None else set(only)
+    lines = []
+    for detail in error.errors():
+        question = str(detail["loc"][0]) if detail["loc"] else "answers"
+        if detail["type"] == "missing" or (wanted is not None and question not in wanted):
+            continue
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "no such question in this template; see the README's list of questions"
+        lines.append(f"{question}: {message}")
+    return lines
+
+
+def validate(answers: Mapping[str, Any], given: Iterable[str] = ()) -> Answers:
+    """The validated model of a complete set of answers, or AnswersError with every problem."""
+    known = {name: value for name, value in answers.items() if name in QUESTIONS}
+    try:
+        return Answers.model_validate(known, context={"given": frozenset(given)})
+    except ValidationError as error:
+        raise AnswersError(problems_of(error)) from None
+
+
+def check_given(data: Mapping[str, Any]) -> list[str]:
+    """Problems with answers given on the command line or in a data file, on their own.
+
+    Run before copier casts them (its casts turn `flase` into True and end a bad number in
+    a traceback). Only the given answers are judged: rules that need an answer that was
+    not given wait for the whole set.
+    """
+    problems = [
+        f"{name}: no such question in this template; see the README's list of questions"
+        for name in data
+        if name not in QUESTIONS and not name.startswith("_")
+    ]
+    known = {name: value for name, value in data.items() if name in QUESTIONS}
+    try:
+        Answers.model_validate(known, context={"given": frozenset(known)})
+    except ValidationError as error:
+        problems += problems_of(error, only=known)
+    return problems
+
+
+def problem_at_prompt(question: str, answers: Mapping[str, Any]) -> str:
+    """What the prompt shows for the answer to `question`, given the answers so far."""
+    known = {name: value for name, value in answers.items() if name in QUESTIONS}
+    asked = QUESTIONS[: QUESTIONS.index(question) + 1]
+    so_far = {name: known[name] for name in asked if name in known}
+    try:
+        Answers.model_validate(so_far, context={"given": frozenset({question})})
+    except ValidationError as error:
+        return "\n".join(problems_of(error, only=[question]))
+    return ""
