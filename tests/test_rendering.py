@@ -133,7 +133,7 @@ def test_the_env_hook_prints_no_secret(tmp_path):
 def test_hsts_answers_silence_exactly_the_checks_they_turn_off(rendered, layout):
     project = rendered(settings_layout=layout, hsts_include_subdomains=False)
     settings = project / (
-        "my_site/settings/production.py" if layout == "split" else "my_site/settings.py"
+        "my_site/settings/security.py" if layout == "split" else "my_site/settings.py"
     )
     text = settings.read_text()
     assert '"security.W005",  # hsts_include_subdomains: false' in text
@@ -141,7 +141,16 @@ def test_hsts_answers_silence_exactly_the_checks_they_turn_off(rendered, layout)
     assert "security.W004" not in text
 
 
+def test_production_and_test_settings_import_one_security_module(rendered):
+    settings = rendered() / "my_site/settings"
+    for module in ("production.py", "test.py"):
+        text = (settings / module).read_text()
+        assert "from .security import *  # noqa: F403" in text, module
+        assert "SECURE_SSL_REDIRECT" not in text, f"{module} repeats security.py"
+    assert "from .security import" not in (settings / "development.py").read_text()
+
+
 def test_preloading_silences_nothing(rendered):
-    text = (rendered(hsts_preload=True) / "my_site/settings/production.py").read_text()
+    text = (rendered(hsts_preload=True) / "my_site/settings/security.py").read_text()
     assert "SILENCED_SYSTEM_CHECKS" not in text
     assert "SECURE_HSTS_PRELOAD = True" in text
