@@ -31,7 +31,8 @@ def render(*, hosts: list[str], database: str, deployment: str, project_slug: st
         f"DJANGO_ALLOWED_HOSTS={','.join(hosts)}",
         "# Only for browser POSTs from other origins; the site's own hosts never need it.",
         "DJANGO_CSRF_TRUSTED_ORIGINS=",
-        "DJANGO_DEBUG=false",
+        "# DJANGO_DEBUG is not set: debug pages stay off unless the development settings",
+        "# or DJANGO_DEBUG=true turn them on, and production settings refuse true.",
     ]
     if database == "postgres":
         password = secrets.token_urlsafe(DATABASE_PASSWORD_BYTES)

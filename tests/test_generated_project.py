@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
 from .combinations import parametrize_combinations
-from .conftest import run
+from .support.ports import accepts_connections, free_port
+from .support.processes import clean_env, run, start_process, wait_until
+from .support.project import settings_module
+
+# What Django's technical 404 page says and its plain one never does.
+DEBUG_PAGE_MARKER = "Django tried these URL patterns"
 
 
-def settings_module(answers: dict) -> str:
-    layout = answers.get("settings_layout", "split")
-    return "my_site.settings.production" if layout == "split" else "my_site.settings"
+@contextmanager
+def runserver(project: Path, python: Path, log: Path, **env: str) -> Iterator[str]:
+    """`manage.py runserver` in the project, reading its .env as a developer's would."""
+    port = free_port()
+    args = [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    server = start_process("runserver", args, cwd=project, env=clean_env(**env), log=log)
+    try:
+        wait_until(lambda: accepts_connections(("127.0.0.1", port)), [server], "runserver")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
 
 
 @parametrize_combinations()
@@ -24,6 +44,41 @@ def test_production_settings_pass_check_deploy_with_the_generated_env(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("layout", ["split", "single"])
+def test_the_generated_env_serves_production_settings_over_https_only(
+    fresh_project, project_python, tmp_path, layout
+):
+    answers = {"settings_layout": layout}
+    project = fresh_project(**answers)
+    module = settings_module(answers)
+    log = tmp_path / "runserver.log"
+    with runserver(project, project_python("5.2"), log, DJANGO_SETTINGS_MODULE=module) as url:
+        plain = httpx.get(f"{url}/", headers={"Host": "example.com"})
+        missing = httpx.get(
+            f"{url}/no-such-page/",
+            headers={"Host": "example.com", "X-Forwarded-Proto": "https"},
+        )
+    assert plain.status_code == 301
+    assert plain.headers["location"] == "https://example.com/"
+    assert missing.status_code == 404
+    assert DEBUG_PAGE_MARKER not in missing.text
+
+
+@pytest.mark.parametrize("layout", ["split", "single"])
+def test_the_readmes_runserver_shows_debug_pages_on_localhost(
+    fresh_project, project_python, tmp_path, layout
+):
+    project = fresh_project(settings_layout=layout)
+    if layout == "single":
+        # The generated README's development step for one settings.py.
+        with (project / ".env").open("a") as env_file:
+            env_file.write("DJANGO_DEBUG=true\n")
+    with runserver(project, project_python("5.2"), tmp_path / "runserver.log") as url:
+        missing = httpx.get(f"{url}/no-such-page/")
+    assert missing.status_code == 404, missing.text[:500]
+    assert DEBUG_PAGE_MARKER in missing.text
 
 
 @parametrize_combinations()
