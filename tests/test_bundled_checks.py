@@ -196,6 +196,32 @@ def test_hsts_in_the_proxy_config_too_is_reported(
     assert_documented("hsts-in-proxy-too", set())
 
 
+@pytest.mark.parametrize(
+    ("static_root", "expected"),
+    [pytest.param(None, set(), id="served"),
+     pytest.param("/var/www/static", {"shipshape.W014"}, id="elsewhere")],
+)  # fmt: skip
+def test_a_static_location_moved_into_an_included_file_is_still_read(
+    rendered, project_python, tmp_path, static_root, expected
+):
+    """nginx follows `include`; so do the checks, with no false alarm about STATIC_ROOT."""
+    project = rendered()
+    text = (project / "deploy" / "nginx" / "my_site.conf").read_text()
+    start = text.index("    # Files collected by `manage.py collectstatic`")
+    moved = text[start : text.index("    # Uploads (MEDIA_ROOT)", start)]
+    included = tmp_path / "static.conf"
+    included.write_text(moved)
+    site = tmp_path / "my_site.conf"
+    site.write_text(text.replace(moved, f"    include {included};\n\n"))
+    lines = [f'SHIPSHAPE = {{**SHIPSHAPE, "proxy_config": "{site}"}}']
+    if static_root:
+        lines.append(f'STATIC_ROOT = "{static_root}"')
+    result = deploy_check(project, project_python("5.2"), NGINX_ANSWERS, tmp_path=tmp_path,
+                          settings_lines=lines)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert {i for i in check_ids(output) if i.startswith("shipshape.")} == expected, output
+
+
 def test_a_secret_key_from_git_history_is_reported(fresh_project, project_python):
     """A key committed once and removed since is still public: W001 finds it in history."""
     project = fresh_project()
@@ -494,8 +520,8 @@ def test_preflight_passes_with_throwaway_values_as_in_ci(rendered, project_pytho
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.fullmatch(r"preflight: 6 passed, 0 failed", lines[-1]), lines[-1]
     proxy = "nginx" if answers is NGINX_ANSWERS else "caddy"
-    assert any(line.split()[:3] == ["ok", proxy, "config"] for line in lines), result.stdout
-    assert any(line.split()[:3] == ["ok", "systemd", "units"] for line in lines), result.stdout
+    assert any(line.split()[:3] == ["PASS", proxy, "config"] for line in lines), result.stdout
+    assert any(line.split()[:3] == ["PASS", "systemd", "units"] for line in lines), result.stdout
 
 
 def test_preflight_fails_on_a_proxy_config_nginx_rejects(fresh_project, project_python):
@@ -535,7 +561,7 @@ HIDE_SBIN = """
 import os, sys
 sys.path.insert(0, os.getcwd())
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "my_site.settings.production")
-from shipshape.management.commands import preflight
-preflight.SBIN = ""
+from shipshape import tools
+tools.SBIN = ""
 from django.core.management import execute_from_command_line
 """

@@ -10,6 +10,7 @@ ExecStart does not exist) and the certificates come from a trustme test CA.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -108,54 +109,66 @@ def tool(args: list, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
 
 # nginx ------------------------------------------------------------------------
 
-COMPOSE_UPSTREAM = re.compile(r"^(\s*server )web(:\d+;)$", re.MULTILINE)
+# The project's own nginx -t, as preflight runs it: shipshape reads the site config
+# (includes and all) and tests it inside the one minimal nginx.conf it writes, with a
+# stand-in named in the notes for what exists only on the server.
+NGINX_VALIDATE = """
+import json, sys
+from pathlib import Path
+from shipshape.proxy_config import read, validate
+result, notes = validate(read("nginx", Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3]))
+print(json.dumps({"returncode": result.returncode, "stderr": result.stderr, "notes": notes}))
+"""
 
 
-def nginx_test(site_conf: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """nginx -t with the site config included in the http context of a minimal nginx.conf."""
-    temp = tmp_path / "nginx"
-    temp.mkdir()
-    main_conf = temp / "nginx.conf"
-    main_conf.write_text(
-        f"pid {temp}/nginx.pid;\n"
-        f"error_log {temp}/error.log;\n"
-        "events {}\n"
-        "http {\n"
-        "    include /etc/nginx/mime.types;\n"
-        f"    access_log {temp}/access.log;\n"
-        + "".join(
-            f"    {kind}_temp_path {temp}/{kind};\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        + f"    include {site_conf};\n"
-        "}\n"
-    )
-    return tool([NGINX, "-t", "-q", "-e", temp / "error.log", "-c", main_conf], temp, tmp_path)
+def nginx_test(project: Path, python: Path, site_conf: Path, tmp_path: Path) -> dict:
+    """nginx -t on a site config through the project's shipshape: returncode, stderr, notes."""
+    workdir = tmp_path / "nginx"
+    workdir.mkdir()
+    result = run([python, "-c", NGINX_VALIDATE, site_conf, NGINX, workdir], cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
 
 
 @with_nginx
-def test_nginx_accepts_the_rendered_site_config(project_for, answers, tmp_path):
-    site_conf = project_for(answers) / "deploy" / "nginx" / "my_site.conf"
-    if answers["deployment"] == "compose":
-        # nginx resolves upstream names when it loads a config, and `web` exists only
-        # on the compose network. Validate a temporary copy in which that one name,
-        # and nothing else, is replaced by an address.
-        text, replaced = COMPOSE_UPSTREAM.subn(r"\g<1>127.0.0.1\g<2>", site_conf.read_text())
-        assert replaced == 1, "the compose upstream should be the web service"
-        site_conf = tmp_path / "my_site.conf"
-        site_conf.write_text(text)
-    result = nginx_test(site_conf, tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == "", "nginx -t warned:\n" + result.stderr
+def test_nginx_accepts_the_rendered_site_config(project_for, project_python, answers, tmp_path):
+    project = project_for(answers)
+    python = project_python(answers.get("django_version", "5.2"))
+    result = nginx_test(project, python, project / "deploy" / "nginx" / "my_site.conf", tmp_path)
+    # nginx resolves upstream names when it loads a config, and `web` exists only on
+    # the compose network: that one name, and nothing else, is tested as an address.
+    compose = answers["deployment"] == "compose"
+    assert result["notes"] == (
+        ["upstream web:8000 does not resolve here; tested as 127.0.0.1:8000"] if compose else []
+    ), "the compose upstream should be the web service"
+    assert result["returncode"] == 0, result["stderr"]
+    assert result["stderr"] == "", "nginx -t warned:\n" + result["stderr"]
 
 
-def test_nginx_test_fails_on_a_broken_site_config(tmp_path):
+def test_nginx_test_fails_on_a_broken_site_config(rendered, project_python, tmp_path):
     """The check above can fail: nginx -t rejects an unknown directive."""
     broken = tmp_path / "broken.conf"
     broken.write_text("server { listen 8080; not_a_directive on; }\n")
-    result = nginx_test(broken, tmp_path)
-    assert result.returncode != 0
-    assert "not_a_directive" in result.stderr
+    result = nginx_test(rendered(), project_python("5.2"), broken, tmp_path)
+    assert result["returncode"] != 0
+    assert "not_a_directive" in result["stderr"]
+
+
+def test_nginx_accepts_the_site_with_its_static_location_in_an_included_file(
+    rendered, project_python, validation_paths, tmp_path
+):
+    """crossplane follows the include as nginx does: the certificates inside it are found."""
+    project = rendered(**validation_paths)
+    text = (project / "deploy" / "nginx" / "my_site.conf").read_text()
+    start = text.index("    ssl_certificate ")
+    moved = text[start : text.index("\n\n", start) + 1]
+    included = tmp_path / "tls.conf"
+    included.write_text(moved.replace(validation_paths["tls_cert"], "/missing/fullchain.pem"))
+    site = tmp_path / "my_site.conf"
+    site.write_text(text.replace(moved, f"    include {included};\n"))
+    result = nginx_test(project, project_python("5.2"), site, tmp_path)
+    assert result["returncode"] == 0, result["stderr"]
+    assert "a throwaway certificate stood in for /missing/fullchain.pem" in result["notes"]
 
 
 # Caddy ------------------------------------------------------------------------
