@@ -14,7 +14,7 @@ import yaml
 from extensions import answers
 from extensions.answers import Answers, AnswersError, check_given, problem_at_prompt, validate
 
-from .conftest import ROOT
+from .support.paths import ROOT
 
 # What copier answers with --defaults (test_defaults_are_copiers_defaults keeps this true).
 DEFAULTS = {

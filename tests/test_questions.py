@@ -11,7 +11,8 @@ import pexpect
 import pytest
 import yaml
 
-from .conftest import SNAPSHOT_VERSION
+from .support.git import commit_as_tests, git
+from .support.rendering import SNAPSHOT_VERSION
 
 
 def empty_settings(dest):
@@ -26,7 +27,7 @@ def copier_cli(template_repo, dest, *data: str) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults"]
     args += ["--vcs-ref", SNAPSHOT_VERSION]
     for item in data:
-        args += ["-d", item]
+        args += [item] if item.startswith("--") else ["-d", item]
     env = {**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(dest)), "NO_COLOR": "1"}
     return subprocess.run(
         [*args, str(template_repo), str(dest)], capture_output=True, text=True, env=env, check=False
@@ -118,7 +119,10 @@ REFUSED = [
     ("app_dir=srv/site", "app_dir: 'srv/site' must be an absolute path"),
     ("http_port=0", "http_port: give a TCP port between 1 and 65535"),
     ("https_port=80", "https_port: must differ from http_port (80)"),
-    ("tls_cert=fullchain.pem", "tls_cert: 'fullchain.pem' must be the absolute path of a certificate chain"),
+    (
+        "tls_cert=fullchain.pem",
+        "tls_cert: 'fullchain.pem' must be the absolute path of a certificate chain",
+    ),
     ("gunicorn_bind=localhost", "gunicorn_bind: 'localhost' must be unix:/absolute/path.sock"),
 ]
 
@@ -208,3 +212,94 @@ def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_
         child.expect("More public hostnames")
     finally:
         child.terminate(force=True)
+
+
+def tree(folder) -> dict[str, bytes]:
+    """Every file under `folder` with its bytes, .git included: what "left as it was" means."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def refused_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("refused: ")]
+
+
+def test_a_data_file_answer_is_refused_like_a_command_line_one(template_repo, tmp_path):
+    """A data file's YAML types reach the model as they are: `true` is not port 1."""
+    data_file = tmp_path / "answers.yml"
+    data_file.write_text("http_port: true\nretrofit: 1.5\nproxy: [nginx]\n")
+    dest = tmp_path / "project"
+    result = copier_cli(template_repo, dest, f"--data-file={data_file}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert refused_lines(result) == [
+        "refused: proxy: ['nginx'] is not one of the choices; answer one of nginx, caddy, load_balancer",
+        "refused: retrofit: 1.5 is not true or false; answer true or false",
+        "refused: http_port: True is not a whole number",
+    ]
+    assert not dest.exists()
+
+
+def test_each_problem_is_printed_exactly_once(template_repo, tmp_path):
+    result = copier_cli(template_repo, tmp_path / "project", "domain=https://shop.example.org")
+    assert result.stderr.count("https://shop.example.org") == 1, result.stderr
+
+
+def test_a_refused_copy_into_an_existing_folder_leaves_it_as_it_was(template_repo, tmp_path):
+    dest = tmp_path / "project"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("ours\n")
+    result = copier_cli(template_repo, dest, "health_path=/static/ping")
+    assert refused_lines(result) == [
+        "refused: health_path: '/static/ping' overlaps the admin, static or media URLs; "
+        "pick its own path, e.g. /healthz"
+    ]
+    assert tree(dest) == {"notes.txt": b"ours\n"}
+
+
+def test_a_refused_update_leaves_the_project_as_it_was(template_repo, tmp_path):
+    project = tmp_path / "project"
+    assert copier_cli(template_repo, project).returncode == 0
+    git("init", "-q", cwd=project)
+    git("add", "-A", cwd=project)
+    commit_as_tests(project, "generated")
+    before = tree(project)
+    result = subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--trust", "--defaults",
+         "-d", "gunicorn_bind=127.0.0.1:80000", "-d", "hsts_preload=maybe"],
+        cwd=project, capture_output=True, text=True, check=False,
+        env={**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(project)), "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert [line.split(":")[1].strip() for line in refused_lines(result)] == [
+        "hsts_preload",
+        "gunicorn_bind",
+    ]
+    assert tree(project) == before
+
+
+def test_a_refused_retrofit_leaves_the_existing_project_byte_for_byte(template_repo, tmp_path):
+    project = tmp_path / "shop"
+    files = {
+        "manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n",
+        "shop/__init__.py": "",
+        "shop/settings.py": "SECRET_KEY = 'dev'\n",
+        ".gitignore": "*.pyc\n",
+    }
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    before = tree(project)
+    result = copier_cli(
+        template_repo, project, "retrofit=true", "project_slug=shop", "admin_path=/admin"
+    )
+    assert result.returncode == 1
+    assert refused_lines(result) == [
+        "refused: admin_path: '/admin' must be a relative URL prefix ending in a slash, "
+        "e.g. admin/ or staff/admin/"
+    ]
+    assert tree(project) == before
