@@ -16,6 +16,8 @@ from .conftest import ROOT, git, run
 # f-string format spec such as f"{name:<{width}}" is Python, not residue.
 JINJA_RESIDUE = re.compile(r"\{\{[ -]|[ -]\}\}|\{%|%\}|\{#|#\}")
 NOT_TEXT = {".png", ".ico", ".sqlite3"}
+# A copier command as a generated file quotes it, up to a backtick or a comment.
+COPIER_COMMAND = re.compile(r"(?:python3 -m pip install copier|copier update)\b[^`#\n]*")
 
 
 def generated_files(project):
@@ -53,6 +55,26 @@ def test_generated_python_passes_ruff(rendered, answers):
     assert lint.returncode == 0, lint.stdout
     fmt = run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], cwd=project)
     assert fmt.returncode == 0, fmt.stdout
+
+
+@pytest.mark.parametrize("retrofit", [False, True])
+def test_the_answers_file_gives_the_update_commands_the_readmes_give(rendered, retrofit):
+    project = rendered(retrofit=retrofit)
+
+    def commands(text):
+        return {command.strip() for command in COPIER_COMMAND.findall(text)}
+
+    install = "python3 -m pip install copier copier-template-extensions"
+    header = commands((project / ".copier-answers.yml").read_text())
+    assert header == {
+        install,
+        "copier update --trust",
+        "copier update --trust --vcs-ref=:current: --data name=value",
+    }
+    # The template's own README installs the same packages for `copier copy`.
+    assert install in (ROOT / "README.md").read_text()
+    if not retrofit:
+        assert commands((project / "README.md").read_text()) == header
 
 
 def test_env_is_private_ignored_and_holds_a_fresh_secret(rendered):
