@@ -48,15 +48,23 @@ def ensure_project_venv(template: Path, series: str, workdir: Path) -> Path:
 
     The requirements come from the pyproject.toml of a project rendered with every
     optional dependency, so building the virtualenv also proves that file installs.
-    Safe to call from several processes at once: the first builds, the others wait.
     """
     probe = render(
         template, workdir / f"probe-{series}", django_version=series, database="postgres",
         proxy="load_balancer",
     )  # fmt: skip
     requirements = sorted(project_requirements(probe / "pyproject.toml"))
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:10]
-    venv = CACHE / "venvs" / f"django-{series}-{key}"
+    return cached_venv(f"django-{series}", requirements, find_python(series)) / "bin" / "python"
+
+
+def cached_venv(name: str, requirements: list[str], python: str) -> Path:
+    """A virtualenv under .cache/venvs/ with `requirements`, built once per machine.
+
+    Keyed on the requirements, so a changed list builds a new one. Safe to call from
+    several processes at once: the first builds, the others wait.
+    """
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:10]
+    venv = CACHE / "venvs" / f"{name}-{key}"
     CACHE.mkdir(exist_ok=True)
     with open(CACHE / "venvs.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -64,7 +72,6 @@ def ensure_project_venv(template: Path, series: str, workdir: Path) -> Path:
             shutil.rmtree(venv, ignore_errors=True)
             env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
             uv = [sys.executable, "-m", "uv"]
-            python = find_python(series)
             subprocess.run([*uv, "venv", "-q", "--python", python, str(venv)], check=True, env=env)
             target = str(venv / "bin" / "python")
             subprocess.run(
@@ -73,4 +80,4 @@ def ensure_project_venv(template: Path, series: str, workdir: Path) -> Path:
                 env=env,
             )
             (venv / "ready").write_text("\n".join(requirements))
-    return venv / "bin" / "python"
+    return venv
