@@ -333,6 +333,11 @@ class Answers(BaseModel):
         for cidr in value:
             if problem := cidr_problem(cidr):
                 raise refuse(problem)
+            if ipaddress.ip_network(cidr).prefixlen == 0:
+                raise refuse(
+                    f"'{cidr}' trusts every client's X-Forwarded-Proto; give the networks the "
+                    "load balancer connects from, e.g. 10.0.0.0/8"
+                )
         return [str(ipaddress.ip_network(cidr)) for cidr in value]
 
     @field_validator("hsts_seconds")

@@ -249,7 +249,8 @@ def test_a_refused_answer_gets_one_line_naming_the_question_and_the_fix(changes,
     [
         {"proxy": "load_balancer", "gunicorn_bind": "0.0.0.0:8000", "lb_trusted_cidrs": c}
         for c in (["10.0.0.1/8"], ["10.0.0.0/33"], ["010.0.0.0/8"], ["load-balancer"], [],
-                  ["2001:db8::1/32"], ["2001:db8:0:0:0:0:0:0:1/64"], ["2001:db8::/129"])
+                  ["2001:db8::1/32"], ["2001:db8:0:0:0:0:0:0:1/64"], ["2001:db8::/129"],
+                  ["10.0.0.0/8", "0.0.0.0/0"], ["::/0"], ["10.0.0.0/8\n"], ["10.0.0.0/8;"])
     ],
     ids=lambda c: str(c["lb_trusted_cidrs"]),
 )  # fmt: skip
