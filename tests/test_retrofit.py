@@ -164,7 +164,7 @@ def retrofitted(template: Path, project: Path, python: Path, message: str) -> di
     return {"project": project, "before": before, "python": python}
 
 
-def overlay(slug: str) -> str:
+def overlay_module(slug: str) -> str:
     """The production overlay's settings module, beside the project's own settings."""
     return f"{slug}.{OVERLAY}"
 
@@ -235,7 +235,7 @@ def test_env_is_written_private_and_ignored(existing, request):
 def test_production_overlay_passes_check_deploy(existing, request):
     state = request.getfixturevalue(existing)
     project = state["project"]
-    result = check_deploy(state["python"], project, overlay(project.name))
+    result = check_deploy(state["python"], project, overlay_module(project.name))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
@@ -252,11 +252,13 @@ def test_a_fresh_startproject_fails_check_deploy_without_the_overlay(fresh):
 def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     python, project = shop["python"], shop["project"]
     env = {"SHOP_DEBUG": "1", "SHOP_PAGE_SIZE": "50"}
-    assert setting(python, project, overlay("shop"), "settings.DEBUG", env) == "False"
-    assert setting(python, project, overlay("shop"), "settings.SHOP_PAGE_SIZE", env) == "50"
-    apps = setting(python, project, overlay("shop"), "settings.INSTALLED_APPS")
+    assert setting(python, project, overlay_module("shop"), "settings.DEBUG", env) == "False"
+    assert setting(python, project, overlay_module("shop"), "settings.SHOP_PAGE_SIZE", env) == "50"
+    apps = setting(python, project, overlay_module("shop"), "settings.INSTALLED_APPS")
     assert "'catalog'" in apps and apps.endswith("'shipshape']")
-    middleware = yaml.safe_load(setting(python, project, overlay("shop"), "settings.MIDDLEWARE"))
+    middleware = yaml.safe_load(
+        setting(python, project, overlay_module("shop"), "settings.MIDDLEWARE")
+    )
     assert middleware[0] == "shop.health.HealthCheckMiddleware"
     assert middleware[1:] == [
         "django.middleware.security.SecurityMiddleware",
@@ -295,7 +297,7 @@ def test_copier_update_works_on_a_retrofitted_project(retrofit_releases, shop, t
         ".copier-answers.yml",
         f"shop/{OVERLAY}.py",
     ]
-    result = check_deploy(python, project, overlay("shop"))
+    result = check_deploy(python, project, overlay_module("shop"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -339,9 +341,9 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
     assert lint.returncode == 0, lint.stdout
     fmt = run([*ruff, "format", "--check", *config, overlay], cwd=project)
     assert fmt.returncode == 0, fmt.stdout
-    result = check_deploy(python, project, overlay("mysite"))
+    result = check_deploy(python, project, overlay_module("mysite"))
     assert result.returncode == 0, result.stdout + result.stderr
-    middleware = setting(python, project, overlay("mysite"), "settings.MIDDLEWARE[:3]")
+    middleware = setting(python, project, overlay_module("mysite"), "settings.MIDDLEWARE[:3]")
     if proxy == "load_balancer":
         assert middleware == str(
             [

@@ -39,7 +39,8 @@ AT_0_3_0 = pytest.mark.xdist_group("update-0.3.0")
 
 NGINX_CONF = "deploy/nginx/my_site.conf"
 BASE_SETTINGS = "my_site/settings/base.py"
-PRODUCTION_SETTINGS = "my_site/settings/production.py"
+# The security settings production and test share: where a team tightens a header.
+SECURITY_SETTINGS = "my_site/settings/security.py"
 
 # Built from parts, so that this file does not hold the markers it looks for.
 OURS, THEIRS = "<" * 7 + " before updating", ">" * 7 + " after updating"
@@ -117,7 +118,7 @@ def team_edits(project: Path) -> None:
     )
     edit(project / BASE_SETTINGS, '    "shipshape",\n]', '    "shipshape",\n    "blog",\n]')
     edit(
-        project / PRODUCTION_SETTINGS,
+        project / SECURITY_SETTINGS,
         'SECURE_REFERRER_POLICY = "same-origin"',
         'SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"',
     )
@@ -189,7 +190,7 @@ def test_the_teams_edits_survive_the_update(updated):
     assert '    "shipshape",\n    "blog",\n]' in (project / BASE_SETTINGS).read_text()
     assert (
         'SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"'
-        in (project / PRODUCTION_SETTINGS).read_text()
+        in (project / SECURITY_SETTINGS).read_text()
     )
     assert "location = /robots.txt {" in (project / NGINX_CONF).read_text()
 
