@@ -15,6 +15,7 @@ import ipaddress
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any, Literal
@@ -61,6 +62,7 @@ LOCAL_SUFFIXES = ("localhost", "local", "localdomain", "internal", "invalid", "t
 MAX_SOCKET_PATH = 107
 MAX_SLUG = 40
 MAX_PATH = 200
+MAX_URL_PATH = 100
 
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"({LABEL}\.)+[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?")
@@ -126,6 +128,12 @@ def as_list(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [text.strip() for text in map(as_text, value) if text.strip()]
     raise refuse("give a list, e.g. [a, b], or a comma-separated string")
+
+
+def slug_from_name(name: str) -> str:
+    """The package name a project name suggests: `Café Ünïon 2` gives `cafe_union_2`."""
+    ascii_name = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 def host_problem(value: str) -> str | None:
@@ -383,6 +391,8 @@ class Answers(BaseModel):
             )
         if value.split("/")[0] in ("static", "media"):
             raise refuse(f"'{value}' overlaps the static or media URLs; pick e.g. admin/")
+        if len(value) > MAX_URL_PATH:
+            raise refuse(f"'{value[:40]}...' is longer than {MAX_URL_PATH} characters")
         return value
 
     @field_validator("health_path")
@@ -399,6 +409,8 @@ class Answers(BaseModel):
             or value.split("/")[1] in ("static", "media")
         ):
             raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. /healthz")  # fmt: skip
+        if len(value) > MAX_URL_PATH:
+            raise refuse(f"'{value[:40]}...' is longer than {MAX_URL_PATH} characters")
         return value
 
     @field_validator("existing_settings_module")
@@ -463,6 +475,8 @@ class Answers(BaseModel):
             raise refuse(f"nginx needs the absolute path of a certificate chain, e.g. {example}")
         if value and (not FILE_PATH.fullmatch(value) or path_segments_problem(value)):
             raise refuse(f"'{value}' must be the absolute path of a certificate chain, e.g. {example}")  # fmt: skip
+        if len(value) > MAX_PATH:
+            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
         return value
 
     @field_validator("tls_key")
@@ -473,6 +487,8 @@ class Answers(BaseModel):
             raise refuse(f"give the absolute path of the private key that goes with {cert}")
         if value and cert == "":
             raise refuse("set tls_cert too, or leave both empty for Caddy's automatic HTTPS")
+        if len(value) > MAX_PATH:
+            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
         return value
 
     @field_validator("gunicorn_bind")

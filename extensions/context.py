@@ -6,11 +6,13 @@ It connects copier to the answers model in answers.py, beside this file:
 - `refuse_given_answers()` and `refuse_answers()`, the two checkpoints in copier.yml that
   stop copier with one line per problem, before it writes a file;
 - every rendered file sees the validated, normalised answers and the values computed once
-  from them (`hosts`, `https_port_suffix`, `settings_module`, ...).
+  from them (`hosts`, `https_port_suffix`, `settings_module`, ...);
+- filters that write free text (the project's name) safely into each kind of file.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from collections.abc import Mapping
@@ -111,8 +113,40 @@ def refuse_answers(context) -> str:
     return ""
 
 
+# Free text, such as project_name, escaped for each kind of file it lands in. Line breaks
+# and control characters never get this far: the answers model refuses them.
+
+
+def python_text(value: str) -> str:
+    """Text inside a Python string literal or docstring: quotes and backslashes escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def toml_string(value: str) -> str:
+    """A complete TOML basic string, quotes included."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def systemd_text(value: str) -> str:
+    """A systemd unit's free-text value: no specifier (%) and no line continuation (\\)."""
+    return str(value).replace("\\", "\\\\").replace("%", "%%")
+
+
+def django_html_text(value: str) -> str:
+    """An HTML text node in a Django template: escaped, and no template tag or variable."""
+    return html.escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
+
+
+FILTERS = {
+    "python_text": python_text,
+    "toml_string": toml_string,
+    "systemd_text": systemd_text,
+    "django_html_text": django_html_text,
+}
+
+
 class AnswersExtension(ContextHook):
-    """Validators and checkpoints as globals; the validated answers in every render."""
+    """Validators and checkpoints as globals, escaping filters, the answers in every render."""
 
     def __init__(self, environment):
         super().__init__(environment)
@@ -120,7 +154,9 @@ class AnswersExtension(ContextHook):
             problem=problem,
             refuse_given_answers=refuse_given_answers,
             refuse_answers=refuse_answers,
+            slug_from_name=answers.slug_from_name,
         )
+        environment.filters.update(FILTERS)
 
     def hook(self, context: dict[str, Any]) -> None:
         # While copier is still asking, the answers are incomplete: nothing to compute.

@@ -269,6 +269,14 @@ def test_a_rule_that_depends_on_a_refused_answer_is_not_reported_again():
     assert [p.split(":")[0] for p in problems(http_port="x", https_port=80)] == ["http_port"]
 
 
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [("My Site", "my_site"), ("Café Ünïon 2", "cafe_union_2"), ("  --Shop--  ", "shop"), ("☃", "")],
+)
+def test_the_slug_a_name_suggests(name, slug):
+    assert answers.slug_from_name(name) == slug
+
+
 def test_given_answers_are_judged_alone_before_copier_casts_them():
     assert check_given({"http_port": "abc"}) == ["http_port: 'abc' is not a whole number"]
     assert check_given({"retrofit": "flase"})[0].startswith("retrofit: 'flase' is not true")
