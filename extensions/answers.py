@@ -92,6 +92,11 @@ def refuse(message: str) -> ValueError:
     return ValueError(message)
 
 
+def refuse_if_longer(value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise refuse(f"'{value[:40]}...' is longer than {limit} characters; give a shorter one")
+
+
 def as_bool(value: Any) -> bool:
     """A real boolean: `flase` must not become True, nor a data file's 1 a yes by accident."""
     if isinstance(value, bool):
@@ -199,6 +204,11 @@ def cidr_problem(value: str) -> str | None:
             f"and a prefix up to {limit}"
         )
     return None
+
+
+def is_file_path(value: str) -> bool:
+    """An absolute path with no space, metacharacter, '.' or '..' segment, or trailing slash."""
+    return bool(FILE_PATH.fullmatch(value)) and not path_segments_problem(value)
 
 
 def path_segments_problem(value: str) -> str | None:
@@ -391,8 +401,7 @@ class Answers(BaseModel):
             )
         if value.split("/")[0] in ("static", "media"):
             raise refuse(f"'{value}' overlaps the static or media URLs; pick e.g. admin/")
-        if len(value) > MAX_URL_PATH:
-            raise refuse(f"'{value[:40]}...' is longer than {MAX_URL_PATH} characters")
+        refuse_if_longer(value, MAX_URL_PATH)
         return value
 
     @field_validator("health_path")
@@ -409,8 +418,7 @@ class Answers(BaseModel):
             or value.split("/")[1] in ("static", "media")
         ):
             raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. /healthz")  # fmt: skip
-        if len(value) > MAX_URL_PATH:
-            raise refuse(f"'{value[:40]}...' is longer than {MAX_URL_PATH} characters")
+        refuse_if_longer(value, MAX_URL_PATH)
         return value
 
     @field_validator("existing_settings_module")
@@ -441,14 +449,13 @@ class Answers(BaseModel):
     @field_validator("app_dir")
     @classmethod
     def _app_dir(cls, value: str, info: ValidationInfo) -> str:
-        if not FILE_PATH.fullmatch(value) or path_segments_problem(value):
+        if not is_file_path(value):
             slug = info.data.get("project_slug", "my_site")
             raise refuse(
                 f"'{value}' must be an absolute path without spaces or a trailing slash, "
                 f"e.g. /srv/{slug}"
             )
-        if len(value) > MAX_PATH:
-            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
+        refuse_if_longer(value, MAX_PATH)
         return value
 
     @field_validator("http_port")
@@ -473,22 +480,20 @@ class Answers(BaseModel):
         example = f"/etc/letsencrypt/live/{info.data.get('domain', 'example.com')}/fullchain.pem"
         if not value and info.data.get("proxy") == "nginx":
             raise refuse(f"nginx needs the absolute path of a certificate chain, e.g. {example}")
-        if value and (not FILE_PATH.fullmatch(value) or path_segments_problem(value)):
+        if value and (not is_file_path(value)):
             raise refuse(f"'{value}' must be the absolute path of a certificate chain, e.g. {example}")  # fmt: skip
-        if len(value) > MAX_PATH:
-            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
+        refuse_if_longer(value, MAX_PATH)
         return value
 
     @field_validator("tls_key")
     @classmethod
     def _tls_key(cls, value: str, info: ValidationInfo) -> str:
         cert = info.data.get("tls_cert")
-        if cert and (not FILE_PATH.fullmatch(value) or path_segments_problem(value)):
+        if cert and (not is_file_path(value)):
             raise refuse(f"give the absolute path of the private key that goes with {cert}")
         if value and cert == "":
             raise refuse("set tls_cert too, or leave both empty for Caddy's automatic HTTPS")
-        if len(value) > MAX_PATH:
-            raise refuse(f"'{value[:40]}...' is longer than {MAX_PATH} characters")
+        refuse_if_longer(value, MAX_PATH)
         return value
 
     @field_validator("gunicorn_bind")
@@ -497,7 +502,7 @@ class Answers(BaseModel):
         example = "e.g. 127.0.0.1:8000"
         if value.startswith("unix:"):
             path = value[5:]
-            if not FILE_PATH.fullmatch(path) or path_segments_problem(path):
+            if not is_file_path(path):
                 raise refuse(f"'{value}' must be unix:/absolute/path.sock or host:port, {example}")
             if len(path.encode()) > MAX_SOCKET_PATH:
                 raise refuse(

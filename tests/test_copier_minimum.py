@@ -13,12 +13,14 @@ import re
 import subprocess
 import sys
 import tomllib
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
 from .support.paths import ROOT
+from .support.project import tree, write_files
 from .support.rendering import SNAPSHOT_VERSION
 from .support.venvs import cached_venv
 
@@ -69,29 +71,18 @@ def copy(copier: list, template: Path, dest: Path, *data: str) -> Path:
     return dest
 
 
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every file but .env, whose secret key is new on every copy."""
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != ".env"
-    }
-
-
-def existing_project(folder: Path) -> Path:
-    files = {
-        "manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n",
-        "shop/__init__.py": "",
-        "shop/settings.py": "SECRET_KEY = 'dev'\n",
-        "shop/urls.py": "urlpatterns = []\n",
-        "shop/wsgi.py": "# the team's own\n",
-        "README.md": "# Shop\n",
-        "pyproject.toml": "[project]\nname = 'shop'\n",
-    }
-    for name, text in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return folder
+# An existing project to retrofit, with the files copier must never touch.
+EXISTING_PROJECT = {
+    "manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'shop.settings')\n",
+    "shop/__init__.py": "",
+    "shop/settings.py": "SECRET_KEY = 'dev'\n",
+    "shop/urls.py": "urlpatterns = []\n",
+    "shop/wsgi.py": "# the team's own\n",
+    "README.md": "# Shop\n",
+    "pyproject.toml": "[project]\nname = 'shop'\n",
+}
+# .env holds a secret key that is new on every copy.
+RENDERED = partial(tree, skip=(".env",))
 
 
 @pytest.mark.parametrize(
@@ -103,7 +94,7 @@ def test_the_oldest_allowed_copier_renders_what_the_newest_does(
 ):
     oldest = copy([oldest_copier], template_repo, tmp_path / "oldest" / "my_site", *answers)
     newest = copy(NEWEST, template_repo, tmp_path / "newest" / "my_site", *answers)
-    assert tree(oldest) == tree(newest)
+    assert RENDERED(oldest) == RENDERED(newest)
     recorded = yaml.safe_load((oldest / ".copier-answers.yml").read_text())
     assert "gunicorn_bind" in recorded, "ask: false answers are recorded, not asked"
 
@@ -112,9 +103,9 @@ def test_the_oldest_allowed_copier_retrofits_without_touching_the_projects_files
     oldest_copier, template_repo, tmp_path
 ):
     data = ("retrofit=true", "project_slug=shop")
-    oldest = existing_project(tmp_path / "oldest" / "shop")
-    team = tree(oldest)
+    oldest = write_files(tmp_path / "oldest" / "shop", EXISTING_PROJECT)
+    team = RENDERED(oldest)
     copy([oldest_copier], template_repo, oldest, *data)
-    newest = copy(NEWEST, template_repo, existing_project(tmp_path / "newest" / "shop"), *data)  # fmt: skip
-    assert tree(oldest) == tree(newest)
-    assert {name: tree(oldest)[name] for name in team} == team
+    newest = copy(NEWEST, template_repo, write_files(tmp_path / "newest" / "shop", EXISTING_PROJECT), *data)  # fmt: skip
+    assert RENDERED(oldest) == RENDERED(newest)
+    assert {name: RENDERED(oldest)[name] for name in team} == team

@@ -9,33 +9,11 @@ import sys
 
 import pexpect
 import pytest
-import yaml
 
 from .support.git import commit_as_tests, git
-from .support.rendering import SNAPSHOT_VERSION
-
-
-def empty_settings(dest):
-    """An empty copier settings file, so the user's own defaults never leak into a test."""
-    path = dest.parent / "copier-settings.yml"
-    path.write_text("{}\n")
-    return path
-
-
-def copier_cli(template_repo, dest, *data: str) -> subprocess.CompletedProcess:
-    """`copier copy --trust --defaults -d ...` as a user types it, with no user settings."""
-    args = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults"]
-    args += ["--vcs-ref", SNAPSHOT_VERSION]
-    for item in data:
-        args += [item] if item.startswith("--") else ["-d", item]
-    env = {**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(dest)), "NO_COLOR": "1"}
-    return subprocess.run(
-        [*args, str(template_repo), str(dest)], capture_output=True, text=True, env=env, check=False
-    )
-
-
-def recorded_answers(project) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+from .support.project import recorded_answers, tree, write_files
+from .support.rendering import SNAPSHOT_VERSION, copier_cli
+from .support.rendering import copier_copy_cli as copier_copy
 
 
 def env_file(project) -> dict:
@@ -78,7 +56,7 @@ def test_a_www_domain_offers_the_bare_domain_as_extra_host(rendered):
 
 
 def test_extra_hosts_accept_a_comma_separated_string(template_repo, tmp_path):
-    result = copier_cli(
+    result = copier_copy(
         template_repo, tmp_path / "p", "extra_hosts=api.example.com, static.example.com"
     )
     assert result.returncode == 0, result.stderr
@@ -132,7 +110,7 @@ def test_a_refused_answer_gets_one_line_naming_the_question_and_the_fix(
     template_repo, tmp_path, data, expected
 ):
     dest = tmp_path / "project"
-    result = copier_cli(template_repo, dest, data)
+    result = copier_copy(template_repo, dest, data)
     refused = [line for line in result.stderr.splitlines() if line.startswith("refused: ")]
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
@@ -154,14 +132,14 @@ def test_a_refused_answer_gets_one_line_naming_the_question_and_the_fix(
 def test_answers_that_depend_on_each_other_are_refused_together(
     template_repo, tmp_path, data, expected
 ):
-    result = copier_cli(template_repo, tmp_path / "project", *data)
+    result = copier_copy(template_repo, tmp_path / "project", *data)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert expected in result.stderr
 
 
 def test_every_problem_is_listed_at_once(template_repo, tmp_path):
-    result = copier_cli(
+    result = copier_copy(
         template_repo, tmp_path / "project", "project_slug=os", "health_path=x", "http_port=0"
     )
     refused = [
@@ -171,7 +149,7 @@ def test_every_problem_is_listed_at_once(template_repo, tmp_path):
 
 
 def test_a_derived_slug_that_is_not_an_identifier_is_refused(template_repo, tmp_path):
-    result = copier_cli(template_repo, tmp_path / "project", "project_name=2024 Shop")
+    result = copier_copy(template_repo, tmp_path / "project", "project_name=2024 Shop")
     assert (
         "refused: project_slug: '2024_shop' is not a lowercase Python identifier" in result.stderr
     )
@@ -182,6 +160,8 @@ def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_
     if not shutil.which("git"):
         pytest.fail("git is required")
     dest = tmp_path / "project"
+    settings = tmp_path / "copier-settings.yml"
+    settings.write_text("{}\n")
     child = pexpect.spawn(
         sys.executable,
         [
@@ -194,7 +174,7 @@ def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_
             str(template_repo),
             str(dest),
         ],
-        env={**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(dest)), "TERM": "xterm"},
+        env={**os.environ, "COPIER_SETTINGS_PATH": str(settings), "TERM": "xterm"},
         encoding="utf-8",
         timeout=30,
         dimensions=(40, 200),
@@ -214,15 +194,6 @@ def test_the_prompt_explains_a_refused_answer_and_asks_again(template_repo, tmp_
         child.terminate(force=True)
 
 
-def tree(folder) -> dict[str, bytes]:
-    """Every file under `folder` with its bytes, .git included: what "left as it was" means."""
-    return {
-        str(path.relative_to(folder)): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 def refused_lines(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("refused: ")]
 
@@ -232,7 +203,7 @@ def test_a_data_file_answer_is_refused_like_a_command_line_one(template_repo, tm
     data_file = tmp_path / "answers.yml"
     data_file.write_text("http_port: true\nretrofit: 1.5\nproxy: [nginx]\n")
     dest = tmp_path / "project"
-    result = copier_cli(template_repo, dest, f"--data-file={data_file}")
+    result = copier_copy(template_repo, dest, data_file=data_file)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert refused_lines(result) == [
@@ -244,7 +215,7 @@ def test_a_data_file_answer_is_refused_like_a_command_line_one(template_repo, tm
 
 
 def test_each_problem_is_printed_exactly_once(template_repo, tmp_path):
-    result = copier_cli(template_repo, tmp_path / "project", "domain=https://shop.example.org")
+    result = copier_copy(template_repo, tmp_path / "project", "domain=https://shop.example.org")
     assert result.stderr.count("https://shop.example.org") == 1, result.stderr
 
 
@@ -252,7 +223,7 @@ def test_a_refused_copy_into_an_existing_folder_leaves_it_as_it_was(template_rep
     dest = tmp_path / "project"
     dest.mkdir()
     (dest / "notes.txt").write_text("ours\n")
-    result = copier_cli(template_repo, dest, "health_path=/static/ping")
+    result = copier_copy(template_repo, dest, "health_path=/static/ping")
     assert refused_lines(result) == [
         "refused: health_path: '/static/ping' overlaps the admin, static or media URLs; "
         "pick its own path, e.g. /healthz"
@@ -262,16 +233,15 @@ def test_a_refused_copy_into_an_existing_folder_leaves_it_as_it_was(template_rep
 
 def test_a_refused_update_leaves_the_project_as_it_was(template_repo, tmp_path):
     project = tmp_path / "project"
-    assert copier_cli(template_repo, project).returncode == 0
+    assert copier_copy(template_repo, project).returncode == 0
     git("init", "-q", cwd=project)
     git("add", "-A", cwd=project)
     commit_as_tests(project, "generated")
     before = tree(project)
-    result = subprocess.run(
-        [sys.executable, "-m", "copier", "update", "--trust", "--defaults",
-         "-d", "gunicorn_bind=127.0.0.1:80000", "-d", "hsts_preload=maybe"],
-        cwd=project, capture_output=True, text=True, check=False,
-        env={**os.environ, "COPIER_SETTINGS_PATH": str(empty_settings(project)), "NO_COLOR": "1"},
+    result = copier_cli(
+        "update", "--trust", "--defaults",
+        "-d", "gunicorn_bind=127.0.0.1:80000", "-d", "hsts_preload=maybe",
+        cwd=project, settings_dir=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -290,11 +260,8 @@ def test_a_refused_retrofit_leaves_the_existing_project_byte_for_byte(template_r
         "shop/settings.py": "SECRET_KEY = 'dev'\n",
         ".gitignore": "*.pyc\n",
     }
-    for name, text in files.items():
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(text)
-    before = tree(project)
-    result = copier_cli(
+    before = tree(write_files(project, files))
+    result = copier_copy(
         template_repo, project, "retrofit=true", "project_slug=shop", "admin_path=/admin"
     )
     assert result.returncode == 1

@@ -22,6 +22,23 @@ def recorded_answers(project: Path) -> dict:
     return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    """Write `files` (relative path: text) under `folder`, creating folders as needed."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def tree(folder: Path, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """Every file under `folder` (.git included) with its bytes, but those named in `skip`."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name not in skip
+    }
+
+
 def edit(path: Path, old: str, new: str) -> None:
     """Replace the one occurrence of `old` in `path`, or fail naming what moved."""
     text = path.read_text()
