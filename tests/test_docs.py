@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from .conftest import ROOT
+from .support.paths import ROOT
 
 DOCS = ROOT / "docs"
 

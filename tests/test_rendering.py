@@ -10,7 +10,9 @@ import sys
 import pytest
 
 from .combinations import parametrize_combinations
-from .conftest import ROOT, git, run
+from .support.git import git
+from .support.paths import ROOT
+from .support.processes import run
 
 # Jinja's delimiters as the template writes them ({{ x }}, {% if %}, {# #}); a nested
 # f-string format spec such as f"{name:<{width}}" is Python, not residue.
