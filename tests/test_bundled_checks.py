@@ -250,6 +250,70 @@ def test_a_secret_key_from_git_history_is_reported(fresh_project, project_python
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
 
+@pytest.mark.parametrize(
+    ("path", "removed"),
+    [pytest.param("my_site/old_settings.py", False, id="backup-settings-tracked"),
+     pytest.param("docs/notes.md", False, id="notes-file-tracked"),
+     pytest.param("my_site/old_settings.py", True, id="backup-settings-in-history"),
+     pytest.param("scratch/key.txt", True, id="notes-file-in-history")],
+)  # fmt: skip
+def test_a_secret_key_committed_under_any_name_is_reported(
+    fresh_project, project_python, path, removed
+):
+    """Any tracked file, now or in the history searched, names the file and never the key."""
+    project = fresh_project()
+    git("init", "-q", "-b", "main", cwd=project)
+    commit_as_tests_all(project, "generated")
+    leak = project / path
+    leak.parent.mkdir(parents=True, exist_ok=True)
+    leak.write_text(f"# the key from before it moved to .env\nkey: {OTHER_KEY}\n")
+    commit_as_tests_all(project, "keep the old key around")
+    leaked_in = git("rev-parse", "--short", "HEAD", cwd=project).strip()
+    if removed:
+        leak.unlink()
+        commit_as_tests_all(project, "remove the old key")
+
+    env = {"DJANGO_SETTINGS_MODULE": "my_site.settings.production", "DJANGO_SECRET_KEY": OTHER_KEY}
+    result = run([project_python("5.2"), "manage.py", "check", "--deploy", "--fail-level",
+                  "WARNING"], cwd=project, env=env)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert check_ids(output) == {"shipshape.W001"}, output
+    where = f"git history: {path} in commit {leaked_in}" if removed else path
+    assert f"(found in {where})" in output, output
+    assert OTHER_KEY not in output
+
+
+def test_the_history_search_is_bounded_by_the_commits_it_reads(fresh_project, project_python):
+    """A key removed more than GIT_HISTORY_COMMITS commits ago is out of reach, as documented."""
+    project = fresh_project()
+    python = project_python("5.2")
+    git("init", "-q", "-b", "main", cwd=project)
+    (project / "notes.txt").write_text(OTHER_KEY + "\n")
+    commit_as_tests_all(project, "generated, with the key in a note")
+    (project / "notes.txt").unlink()
+    commit_as_tests_all(project, "remove the note")
+    env = {"DJANGO_SETTINGS_MODULE": "my_site.settings.production", "DJANGO_SECRET_KEY": OTHER_KEY}
+    check = [python, "-c", BOUNDED_HISTORY]
+    found = run([*check, "2"], cwd=project, env=env)
+    assert found.stdout.strip() == "git history: notes.txt in commit " + git(
+        "rev-parse", "--short", "HEAD~1", cwd=project
+    ).strip(), found.stdout + found.stderr
+    beyond = run([*check, "1"], cwd=project, env=env)
+    assert beyond.stdout.strip() == "None", beyond.stdout + beyond.stderr
+
+
+BOUNDED_HISTORY = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, os.getcwd())
+import django
+django.setup()
+from shipshape import checks
+checks.GIT_HISTORY_COMMITS = int(sys.argv[1])
+print(checks.where_committed(Path.cwd(), [os.environ["DJANGO_SECRET_KEY"]]))
+"""
+
+
 def test_the_env_example_placeholder_is_reported_without_git(rendered, project_python, tmp_path):
     project = rendered()
     placeholder = re.search(

@@ -24,23 +24,19 @@ from django.http.request import validate_host
 
 from . import proxy_config
 
-# Bounds for reading git history, so `check --deploy` stays fast on a big repository.
+# Bounds for searching git history, so `check --deploy` stays fast on a big repository:
+# the trees of the last GIT_HISTORY_COMMITS commits, within GIT_TIMEOUT_SECONDS.
 GIT_HISTORY_COMMITS = 500
 GIT_TIMEOUT_SECONDS = 5
 
-# Files that hold settings or environment values and may have carried a key.
-SECRET_SOURCES = (
-    "settings.py",
-    "settings_*.py",
-    "settings/*.py",
-    "env.py",
-    ".env",
-    ".env.*",
-    "*.env",
-    "compose*.yaml",
-    "compose*.yml",
-    "docker-compose*.yml",
-    "docker-compose*.yaml",
+# Without git there is no telling which files are committed: these are the
+# settings and env files a generated project commits (the real .env is ignored).
+FILES_WITHOUT_GIT = (
+    ".env.example",
+    "*/settings.py",
+    "*/settings/*.py",
+    "*/env.py",
+    "tests/settings.py",
 )
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
@@ -176,69 +172,92 @@ def _base_dir() -> Path:
     return Path(getattr(settings, "BASE_DIR", Path.cwd()))
 
 
-def _git(base_dir: Path, *args: str) -> str | None:
+class _NoGit(Exception):
+    """git is not installed, this is not a repository, or git gave up."""
+
+
+def _git_grep(base_dir: Path, keys: list[str], *trees: str) -> list[str]:
+    """The files (`tree:path` for a tree) holding any of the keys, as `git grep -F -l` lists them.
+
+    The whole repository, even when BASE_DIR is a folder of it. The keys go to
+    git on its standard input, so they appear in no process list, and git
+    prints only file names, never a matching line.
+    """
     try:
         result = subprocess.run(
-            ["git", "-C", str(base_dir), *args],
+            ["git", "-C", str(base_dir), "grep", "-F", "-l", "-z", "--full-name", "-f", "-",
+             *trees, "--", ":(top)"],
+            input="".join(f"{key}\n" for key in keys),
             capture_output=True,
             text=True,
             timeout=GIT_TIMEOUT_SECONDS,
             check=False,
-        )
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
+        raise _NoGit from None
+    # git grep exits 1 when nothing matches, 128 outside a repository.
+    if result.returncode not in (0, 1):
+        raise _NoGit
+    return [name for name in result.stdout.split("\0") if name]
 
 
-def committed_texts(base_dir: Path):
-    """Yield (where, text) for the settings and env files in the repository and its history.
+def _recent_commits(base_dir: Path) -> list[str]:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(base_dir), "rev-list", "--all", "--abbrev-commit",
+             f"--max-count={GIT_HISTORY_COMMITS}"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return result.stdout.split() if result.returncode == 0 else []
 
-    In a git repository: the tracked files and the last GIT_HISTORY_COMMITS commits
-    that touched them. Without git: the settings modules and .env.example on disk
-    (the real .env is not a committed file).
+
+def where_committed(base_dir: Path, keys: list[str]) -> str | None:
+    """Where one of the keys is committed, naming the file (and commit), or None.
+
+    In a git repository: every tracked file as it is now, then every file of the
+    last GIT_HISTORY_COMMITS commits on any branch; a history search that runs
+    out of time finds nothing. Without git: FILES_WITHOUT_GIT on disk.
     """
-    pathspecs = [f":(glob)**/{pattern}" for pattern in SECRET_SOURCES]
-    tracked = _git(base_dir, "ls-files", "-z", "--", *pathspecs)
-    if tracked is None:
-        patterns = [
-            ".env.example",
-            "*/settings.py",
-            "*/settings/*.py",
-            "*/env.py",
-            "tests/settings.py",
-        ]
-        for path in [p for pattern in patterns for p in sorted(base_dir.glob(pattern))]:
-            yield str(path.relative_to(base_dir)), path.read_text(errors="replace")
-        return
-    for name in filter(None, tracked.split("\0")):
-        path = base_dir / name
-        if path.is_file():
-            yield name, path.read_text(errors="replace")
-    history = _git(
-        base_dir,
-        "log",
-        "-p",
-        "--no-color",
-        "--no-ext-diff",
-        f"--max-count={GIT_HISTORY_COMMITS}",
-        "--format=commit %h",
-        "--",
-        *pathspecs,
-    )
-    if history:
-        yield "git history", history
+    # A pattern file holds one key a line; an empty line would match everything.
+    keys = [key for key in keys if key and "\n" not in key]
+    if not keys:
+        return None
+    try:
+        tracked = _git_grep(base_dir, keys)
+    except _NoGit:
+        for pattern in FILES_WITHOUT_GIT:
+            for path in sorted(base_dir.glob(pattern)):
+                text = path.read_text(errors="replace")
+                if any(key in text for key in keys):
+                    return str(path.relative_to(base_dir))
+        return None
+    if tracked:
+        more = f" and {len(tracked) - 3} more files" if len(tracked) > 3 else ""
+        return ", ".join(tracked[:3]) + more
+    commits = _recent_commits(base_dir)
+    if not commits:
+        return None
+    try:
+        found = _git_grep(base_dir, keys, *commits)
+    except _NoGit:
+        return None
+    if not found:
+        return None
+    # Listed newest commit first: the last one is the oldest in reach, where it came in.
+    commit, _, path = found[-1].partition(":")
+    return f"git history: {path} in commit {commit}"
 
 
 @register(Tags.security, deploy=True)
 def check_secret_key_not_committed(app_configs, **kwargs):
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    keys = [key for key in keys if isinstance(key, str) and key]
-    if not keys:
-        return []
-    for where, text in committed_texts(_base_dir()):
-        if any(key in text for key in keys):
-            return [_copy(W001, f"found in {where}")]
-    return []
+    where = where_committed(_base_dir(), [key for key in keys if isinstance(key, str)])
+    return [_copy(W001, f"found in {where}")] if where else []
 
 
 # Hosts and origins --------------------------------------------------------------
