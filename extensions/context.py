@@ -27,11 +27,10 @@ from copier_template_extensions import ContextHook
 from jinja2 import pass_context
 
 
-def _load_answers_module():
+def _load_answers_module(file: str = "answers.py", name: str = "django_shipshape_answers"):
     """answers.py, by path: the template folder is not on sys.path, and must not be."""
-    name = "django_shipshape_answers"
     if name not in sys.modules:
-        spec = spec_from_file_location(name, Path(__file__).with_name("answers.py"))
+        spec = spec_from_file_location(name, Path(__file__).with_name(file))
         module = module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -39,6 +38,9 @@ def _load_answers_module():
 
 
 answers = _load_answers_module()
+# Update-time logic (issue 12): a switch of answers that would delete files the team
+# changed is refused at the last checkpoint, below. See updates.py.
+updates = _load_answers_module("updates.py", "django_shipshape_updates")
 
 # Questions whose answer copier parses as YAML (`type: yaml` in copier.yml).
 YAML_QUESTIONS = ("extra_hosts", "lb_trusted_cidrs")
@@ -107,9 +109,13 @@ def refuse_given_answers(context) -> str:
 def refuse_answers(context) -> str:
     """Last checkpoint: every answer together, defaults and derived defaults included."""
     try:
-        _model(context)
+        model = _model(context)
     except answers.AnswersError as error:
         raise Refused(error.problems) from None
+    # Hook for updates.py: never let an update delete files the team changed.
+    updates.remember_fresh_render(context, model.model_dump())
+    if problems := updates.edits_a_switch_would_delete(context, model.model_dump(), answers):
+        raise Refused(problems)
     return ""
 
 
