@@ -582,10 +582,11 @@ def test_preflight_passes_with_throwaway_values_as_in_ci(rendered, project_pytho
     result = run([project_python("5.2"), "manage.py", "preflight"], cwd=project, env=env)
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.fullmatch(r"preflight: 6 passed, 0 failed", lines[-1]), lines[-1]
+    assert re.fullmatch(r"preflight: 7 passed, 0 failed", lines[-1]), lines[-1]
     proxy = "nginx" if answers is NGINX_ANSWERS else "caddy"
     assert any(line.split()[:3] == ["PASS", proxy, "config"] for line in lines), result.stdout
     assert any(line.split()[:3] == ["PASS", "systemd", "units"] for line in lines), result.stdout
+    assert any(line.split()[:3] == ["PASS", "gunicorn", "config"] for line in lines), result.stdout
 
 
 def test_preflight_fails_on_a_proxy_config_nginx_rejects(fresh_project, project_python):
@@ -596,9 +597,64 @@ def test_preflight_fails_on_a_proxy_config_nginx_rejects(fresh_project, project_
     result = run([project_python("5.2"), "manage.py", "preflight"], cwd=project, env=env)
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 1, result.stdout
-    assert lines[-1] == "preflight: 5 passed, 1 failed", lines[-1]
+    assert lines[-1] == "preflight: 6 passed, 1 failed", lines[-1]
     assert any(line.split()[:3] == ["FAIL", "nginx", "config"] for line in lines), result.stdout
     assert "invalid number of arguments" in result.stdout
+
+
+# (id, a change to deploy/gunicorn.conf.py, the environment, preflight's one line)
+GUNICORN_BREAKS = [
+    ("forwarded-allow-ips-host-bits", ('forwarded_allow_ips = "127.0.0.1,::1"',
+     'forwarded_allow_ips = "10.0.0.1/8"'), {},
+     "gunicorn refuses forwarded_allow_ips: 10.0.0.1/8 has host bits set"),
+    ("forwarded-allow-ips-not-an-address", ('forwarded_allow_ips = "127.0.0.1,::1"',
+     'forwarded_allow_ips = "10.0.0.0/8 and the office"'), {},
+     "gunicorn refuses forwarded_allow_ips: '10.0.0.0/8 and the office' does not appear to be an "
+     "IPv4 or IPv6 network"),
+    ("bind-port-out-of-range", ('bind = ["unix:/run/my_site/gunicorn.sock"]',
+     'bind = ["127.0.0.1:99999"]'), {},
+     "gunicorn cannot bind '127.0.0.1:99999': port 99999 is out of range 0-65535"),
+    ("bind-port-not-a-number", ('bind = ["unix:/run/my_site/gunicorn.sock"]',
+     'bind = ["127.0.0.1:http"]'), {},
+     "gunicorn cannot bind '127.0.0.1:http': 'http' is not a valid port number."),
+    ("bind-unix-path-too-long", ('bind = ["unix:/run/my_site/gunicorn.sock"]',
+     f'bind = ["unix:/run/{"my_site" * 20}/gunicorn.sock"]'), {},
+     "gunicorn cannot bind 'unix:/run/" + "my_site" * 20 + "/gunicorn.sock': a unix socket path "
+     "of 159 bytes, over the 107 allowed"),
+    ("config-file-raises", ('worker_class = "gthread"\n', 'worker_class = "gthread"\n'
+     'os.environ["WEB_CONCURRENCY"] = "two"\n'), {},
+     "gunicorn.conf.py does not run: ValueError: invalid literal for int() with base 10: 'two'"),
+    ("web-concurrency-not-a-number", None, {"WEB_CONCURRENCY": "many"},
+     "gunicorn cannot load its settings from the environment: invalid literal for int() with base "
+     "10: 'many'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "env", "expected"), [pytest.param(*case[1:], id=case[0]) for case in GUNICORN_BREAKS]
+)
+def test_preflight_fails_in_one_line_on_a_gunicorn_config_gunicorn_cannot_start_with(
+    fresh_project, project_python, change, env, expected
+):
+    project = fresh_project()
+    python = project_python("5.2")
+    config = project / "deploy" / "gunicorn.conf.py"
+    if change:
+        assert change[0] in config.read_text()
+        config.write_text(config.read_text().replace(change[0], change[1]))
+    env = {**THROWAWAY_ENV, "DJANGO_SETTINGS_MODULE": "my_site.settings.production", **env}
+    result = run([python, "manage.py", "preflight"], cwd=project, env=env)
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[-1] == "preflight: 6 passed, 1 failed", result.stdout
+    failures = [line.split(None, 3) for line in lines if line.startswith("  FAIL")]
+    assert failures == [["FAIL", "gunicorn", "config", expected]], result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+    # gunicorn itself cannot start with it: what preflight stands in for.
+    started = run([python, "-m", "gunicorn", "-c", config, "my_site.wsgi"], cwd=project, env=env,
+                  timeout=60)  # fmt: skip
+    assert started.returncode != 0, started.stdout + started.stderr
 
 
 def test_preflight_names_the_tools_that_are_not_installed(rendered, project_python, tmp_path):
@@ -617,7 +673,7 @@ def test_preflight_names_the_tools_that_are_not_installed(rendered, project_pyth
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0, result.stdout + result.stderr
     assert lines[-1] == (
-        "preflight: 4 passed, 0 failed, 2 skipped (not installed here: nginx, systemd-analyze)"
+        "preflight: 5 passed, 0 failed, 2 skipped (not installed here: nginx, systemd-analyze)"
     )
 
 

@@ -2,8 +2,9 @@
 
 Runs, in order: the production environment's validation, `check --deploy` at
 warning level (Django's checks and shipshape's), `makemigrations --check`,
-`collectstatic --dry-run`, and the rendered proxy config and systemd units
-through the real nginx, caddy and systemd-analyze where they are installed. A
+`collectstatic --dry-run`, deploy/gunicorn.conf.py through gunicorn's own
+settings, and the rendered proxy config and systemd units through the real
+nginx, caddy and systemd-analyze where they are installed. A
 tool that is not installed is reported as skipped, not as a failure. The last
 line sums it up; the command fails (exit status 1) only when a step failed.
 """
@@ -11,6 +12,10 @@ line sums it up; the command fails (exit status 1) only when a step failed.
 from __future__ import annotations
 
 import io
+import ipaddress
+import os
+import re
+import runpy
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -50,6 +55,75 @@ def summarise(outcomes: list[Outcome]) -> str:
     return line
 
 
+# The longest unix socket path the kernel takes (sun_path, less its final NUL).
+UNIX_SOCKET_PATH_MAX = 107
+HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+
+
+def gunicorn_refuses(path: Path) -> str | None:
+    """Why gunicorn could not start with this config file, in one line, or None.
+
+    gunicorn's own loading, as `gunicorn -c` does it: the file runs as Python,
+    every name gunicorn knows goes through that setting's validator, and each
+    bind is parsed as gunicorn parses it before opening the socket. The WSGI
+    application is not loaded; the other steps check what it needs.
+    """
+    try:
+        # gunicorn's settings read WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS
+        # from the environment as the module loads: a bad one fails here, as it
+        # would fail gunicorn.
+        from gunicorn.config import Config
+    except ValueError as exc:
+        return f"gunicorn cannot load its settings from the environment: {exc}"
+    try:
+        config = Config()
+        namespace = runpy.run_path(str(path))
+    except Exception as exc:  # the file is the project's own Python: any error is the result
+        return f"{path.name} does not run: {type(exc).__name__}: {exc}"
+    for key, value in namespace.items():
+        if key in config.settings:
+            try:
+                config.set(key, value)
+            except Exception as exc:  # gunicorn's validators raise ValueError, TypeError, ...
+                return f"gunicorn refuses {key}: {exc}"
+    for address in config.bind:
+        problem = _unusable_bind(address)
+        if problem:
+            return f"gunicorn cannot bind {address!r}: {problem}"
+    try:
+        config.worker_class  # noqa: B018 - reading it imports the worker class
+    except Exception as exc:  # gunicorn's class loader raises RuntimeError or ImportError
+        # Its message goes on with the import's traceback: the first line says it.
+        reason = str(exc).splitlines()[0].rstrip(": ")
+        return f"gunicorn cannot load worker_class: {reason}"
+    return None
+
+
+def _unusable_bind(address: str) -> str | None:
+    from gunicorn.util import parse_address
+
+    try:
+        parsed = parse_address(address)
+    except RuntimeError as exc:
+        return str(exc)
+    if isinstance(parsed, str):
+        length = len(os.fsencode(parsed))
+        if length > UNIX_SOCKET_PATH_MAX:
+            return f"a unix socket path of {length} bytes, over the {UNIX_SOCKET_PATH_MAX} allowed"
+        return None
+    if isinstance(parsed, int):  # fd://N, a socket handed over by systemd
+        return None
+    host, port = parsed
+    if not 0 <= port <= 65535:
+        return f"port {port} is out of range 0-65535"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host and not HOSTNAME.fullmatch(host):
+            return f"{host!r} is neither an IP address nor a hostname"
+    return None
+
+
 def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
@@ -66,6 +140,7 @@ class Command(BaseCommand):
             self.deploy_checks,
             self.migrations,
             self.static_files,
+            self.gunicorn,
             self.proxy,
             self.systemd_units,
         ]
@@ -141,6 +216,15 @@ class Command(BaseCommand):
             return Outcome(name, FAIL, f"{type(exc).__name__}: {exc}", _lines(out.getvalue()))
         lines = _lines(out.getvalue())
         return Outcome(name, PASS, f"dry run: {lines[-1]}" if lines else "nothing to collect")
+
+    def gunicorn(self) -> Outcome | None:
+        path = Path(settings.BASE_DIR) / "deploy" / "gunicorn.conf.py"
+        if not path.is_file():
+            return None
+        problem = gunicorn_refuses(path)
+        if problem:
+            return Outcome("gunicorn config", FAIL, problem)
+        return Outcome("gunicorn config", PASS, f"gunicorn accepts {path.name}")
 
     def proxy(self) -> Outcome | None:
         kind, path = proxy_config.configured()
