@@ -8,6 +8,7 @@ One connection per request: a pooled connection would carry an earlier request's
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from pathlib import Path
 
@@ -58,11 +59,56 @@ class Client:
             )  # fmt: skip
             return client.send(request, follow_redirects=False)
 
+    def raw(
+        self, head: str, *, sni: str | None, scheme: str = "https", body: bytes = b""
+    ) -> int | None:
+        """Send a request exactly as written: see `raw_status`."""
+        port = self.https_port if scheme == "https" else self.http_port
+        tls = self.tls_context(check_hostname=False) if scheme == "https" else None
+        return raw_status(("127.0.0.1", port), head, body=body, tls=tls, sni=sni,
+                          timeout=self.timeout)  # fmt: skip
+
     def get(self, path: str, **kw) -> httpx.Response:
         return self.request("GET", path, **kw)
 
     def post(self, path: str, **kw) -> httpx.Response:
         return self.request("POST", path, **kw)
+
+
+def raw_status(
+    address: tuple[str, int],
+    head: str,
+    *,
+    body: bytes = b"",
+    tls: ssl.SSLContext | None = None,
+    sni: str | None = None,
+    timeout: float = 30,
+) -> int | None:
+    """Send a request exactly as written (`head` without the blank line that ends it).
+
+    For what an HTTP library will not send: an absolute-form request line, a NUL byte
+    in the path, a body larger than the server takes. Returns the status code, or None
+    when the server closed the connection without an answer. A server may answer and
+    close before the whole body is sent: its answer is still read.
+    """
+    with socket.create_connection(address, timeout=timeout) as plain:
+        try:
+            conn = tls.wrap_socket(plain, server_hostname=sni) if tls else plain
+        except (ConnectionError, ssl.SSLError):
+            return None
+        try:
+            conn.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+        except (ConnectionError, ssl.SSLError):
+            pass
+        try:
+            answer = conn.recv(4096)
+        except (ConnectionError, ssl.SSLError):
+            return None
+    if not answer:
+        return None
+    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", answer)
+    assert status, answer[:200]
+    return int(status.group(1))
 
 
 def cookie_header(*responses: httpx.Response) -> str:
