@@ -271,6 +271,36 @@ def test_systemd_verify_reports_an_unknown_key(project_for, tmp_path):
     assert "NoNewPrivilege" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("answers", "allowed"),
+    [
+        ({"proxy": "load_balancer", "lb_trusted_cidrs": ["10.0.0.0/8", "fd00::/8"]},
+         "localhost 10.0.0.0/8 fd00::/8"),
+        ({"proxy": "nginx", "gunicorn_bind": "127.0.0.1:8000"}, "localhost"),
+        ({"proxy": "caddy"}, None),
+    ],
+    ids=["load_balancer", "nginx-on-a-tcp-port", "caddy-on-a-unix-socket"],
+)  # fmt: skip
+def test_gunicorn_on_a_network_address_exchanges_packets_only_with_its_clients(
+    project_for, answers, allowed, tmp_path
+):
+    """IPAddressAllow/IPAddressDeny, where gunicorn listens on an address and not a socket.
+
+    systemd applies them only as PID 1, which this machine lacks: the unit passes verify
+    with them, and they say exactly who may reach gunicorn.
+    """
+    project = project_for({**answers, "deployment": "systemd"})
+    unit_dir = project / "deploy" / "systemd"
+    lines = (unit_dir / "my_site.service").read_text().splitlines()
+    address_lines = [line for line in lines if line.startswith("IPAddress")]
+    if allowed is None:
+        assert address_lines == [], "a unix socket needs no address filter"
+    else:
+        assert address_lines == [f"IPAddressAllow={allowed}", "IPAddressDeny=any"]
+    result = systemd_verify(unit_dir, systemd_units(project), tmp_path)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
 @with_systemd
 def test_systemd_security_scores_the_service_at_most_2(project_for, answers, tmp_path):
     score = exposure(project_for(answers) / "deploy" / "systemd", tmp_path)
@@ -327,6 +357,19 @@ def test_compose_proxy_gets_its_config_and_the_static_files_where_the_config_say
     media = next(v for v in service["volumes"] if v.startswith("media:"))
     assert media.split(":")[1] in rendered_config
     assert f"media:{media.split(':')[1]}" in services["web"]["volumes"]
+
+
+@with_compose
+def test_compose_publishes_gunicorn_only_for_a_load_balancer(project_for, answers):
+    """Behind nginx or Caddy, gunicorn is reached on the compose network only, by the proxy."""
+    services = yaml.safe_load((project_for(answers) / "compose.yaml").read_text())["services"]
+    published = {name: service.get("ports", []) for name, service in services.items()}
+    if answers["proxy"] == "load_balancer":
+        assert published.pop("web") == ["8000:8000"]
+    else:
+        assert published.pop("web") == []
+        assert not [ports for ports in published.values() if any("8000" in p for p in ports)]
+    assert not published.get("db"), "the database is never published"
 
 
 @with_compose
