@@ -86,6 +86,9 @@ class _ResponseStream(httpx.AsyncByteStream):
             raise httpx.ReadTimeout(str(exc)) from exc
         except httpcore.NetworkError as exc:
             raise httpx.ReadError(str(exc)) from exc
+        # A body cut short or a broken chunk: the server's fault, told apart from a timeout.
+        except httpcore.ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
 
     async def aclose(self) -> None:
         await self.stream.aclose()
@@ -124,6 +127,8 @@ class ResolvingTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(str(exc), request=request) from exc
         except httpcore.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        except httpcore.LocalProtocolError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from exc
         except httpcore.NetworkError as exc:
             raise httpx.ReadError(str(exc), request=request) from exc
         return httpx.Response(

@@ -11,19 +11,26 @@ request runs at once, so the run takes about as long as its slowest request.
     python manage.py smoketest https://example.com --admin-user ops --admin-password-env OPS_PW
 
 The command fails (exit status 1) only when a check failed; warnings (such as
-a check skipped for want of a login) do not fail the run.
+a check skipped for want of a login) do not fail the run. A server that
+misbehaves (cuts a body short, drips it, sends gigabytes or a gzip bomb, an
+untrusted certificate) fails the checks it answers for, each on one line:
+--timeout bounds every request from connect to its last byte, and a body is
+read up to MAX_BODY_BYTES, decompressed included.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import ssl
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
@@ -42,6 +49,18 @@ DEBUG_MARKERS = ("DEBUG = True", "Django tried these URL patterns", "Traceback")
 
 # A name no deployment serves; it must be refused, never answered.
 UNKNOWN_HOST = "unknown-host.shipshape.invalid"
+
+# The pages the checks read are a few kilobytes. A body past this fails its
+# request, so a server cannot choose how much memory a smoke test takes.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+# The encodings the clients ask for (httpx would add br and zstd when installed).
+ACCEPT_ENCODING = "gzip, deflate"
+
+# Longest text printed from what a server sent, and longest detail of a result:
+# whatever a server sends, a result stays one line.
+DETAIL_CHARACTERS = 160
+DETAIL_LINE_CHARACTERS = 240
 
 # One line each: what to change when the check does not pass.
 FIXES = {
@@ -94,18 +113,81 @@ class Probe:
         return f"{self.response.status_code}" + (f" -> {location}" if location else "")
 
 
+def one_line(text: str, limit: int = DETAIL_CHARACTERS) -> str:
+    """Text a server chose, as one printable line of at most `limit` characters."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def short_error(exc: Exception) -> str:
     """What ended the connection, in a few words."""
-    text = str(exc)
+    text = one_line(str(exc))
     tls = re.search(r"\[SSL: ([A-Z0-9_]+)\]", text)
+    if tls and tls.group(1) == "CERTIFICATE_VERIFY_FAILED":
+        reason = re.search(r"certificate verify failed: ([^(]+)", text)
+        return "certificate not trusted" + (f": {reason.group(1).strip()}" if reason else "")
     if tls:
         return f"TLS handshake refused: {tls.group(1)}"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return "closed without an answer"
+        if not text or text.startswith("Server disconnected without sending a response"):
+            return "closed without an answer"
+        return f"broken HTTP: {text}"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({type(exc).__name__})"
     return text or type(exc).__name__
 
 
+class UnreadableBody(Exception):
+    """A body this client will not read: too large, or in an encoding it cannot decode."""
+
+
+class BoundedBody:
+    """A response body decoded as it arrives, refused once past `limit` bytes.
+
+    httpx inflates each received piece whole, so a gzip bomb of a few kilobytes
+    could take gigabytes before any limit is looked at; zlib's max_length stops
+    the inflating at the limit instead.
+    """
+
+    def __init__(self, content_encoding: str, limit: int):
+        encoding = content_encoding.strip().lower()
+        if encoding in ("", "identity"):
+            self.inflater = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            # 32 + MAX_WBITS: zlib tells a gzip header from a zlib one by itself.
+            self.inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+        else:
+            raise UnreadableBody(f"Content-Encoding {one_line(encoding)!r} was not asked for")
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        if self.inflater is None:
+            self._add(data)
+            return
+        while data:
+            try:
+                self._add(self.inflater.decompress(data, self.limit - self.size + 1))
+            except zlib.error as exc:
+                raise UnreadableBody(f"the compressed body is broken ({exc})") from None
+            data = self.inflater.unconsumed_tail
+
+    def content(self) -> bytes:
+        if self.inflater is not None:
+            self.feed(b"")
+            self._add(self.inflater.flush())
+        return b"".join(self.parts)
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise UnreadableBody(f"the body is over the {self.limit // 1024 // 1024} MB limit")
+        self.parts.append(data)
+
+
 def result(check_id: str, target: str, status: str, detail: str) -> Result:
+    detail = one_line(detail, DETAIL_LINE_CHARACTERS)
     return Result(check_id, target, status, detail, FIXES[check_id] if status != PASS else "")
 
 
@@ -127,7 +209,11 @@ def evaluate_unknown_host(probes: dict[str, Probe]) -> Result:
     if served:
         detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in served.items())
         return result("unknown-host", UNKNOWN_HOST, FAIL, f"answered ({detail})")
-    detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in probes.items())
+    outcomes = {probe.describe() for probe in probes.values()}
+    if len(outcomes) == 1 and len(probes) > 1:
+        detail = f"every probe: {outcomes.pop()}"
+    else:
+        detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in probes.items())
     return result("unknown-host", UNKNOWN_HOST, PASS, f"refused ({detail})")
 
 
@@ -279,6 +365,57 @@ def summarise(results: list[Result]) -> dict[str, int]:
     return {status: sum(r.status == status for r in results) for status in (PASS, WARN, FAIL)}
 
 
+# Arguments: each refused with one line from the argument parser. --------------------
+
+
+def https_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:  # an unclosed [IPv6] bracket, a port that is not 0-65535
+        raise argparse.ArgumentTypeError(f"{value!r} is not a URL ({exc})") from None
+    if parts.scheme != "https":
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an https:// URL; give the site's public URL, https://example.com"
+        )
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} has no host; give https://example.com")
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: port 0 is no port a site listens on")
+    return value
+
+
+def resolve_entry(value: str) -> tuple[str, int, str]:
+    try:
+        return parse_resolve(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def hostname(value: str) -> str:
+    if not value or any(c.isspace() or c in "/:@[]" for c in value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a hostname; give e.g. www.example.com")
+    return value.lower()
+
+
+def port_number(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port; give a number 1-65535")
+    return int(value)
+
+
+def seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds above 0; give e.g. 10"
+        )
+    return number
+
+
 # The run -------------------------------------------------------------------------
 
 
@@ -318,22 +455,44 @@ class SmokeTest:
         return f"http://{host}{self.http_suffix}{path}"
 
     async def fetch(self, client, method, url, **kwargs) -> Probe:
+        """One request, its body read whole: a response, or the one line that says why not.
+
+        httpx's timeout bounds each read, which a server dripping a byte at a
+        time never trips: the deadline here bounds the request as a whole.
+        """
         started = time.perf_counter()
         try:
-            response = await client.request(method, url, timeout=self.timeout, **kwargs)
+            response = await asyncio.wait_for(
+                self.request(client, method, url, **kwargs), self.timeout
+            )
             probe = Probe(response, None, 0)
-        except (httpx.HTTPError, ssl.SSLError) as exc:
+        except asyncio.TimeoutError:
+            probe = Probe(None, f"no complete answer within {self.timeout:g}s", 0)
+        except (httpx.HTTPError, ssl.SSLError, OSError, UnreadableBody) as exc:
             probe = Probe(None, short_error(exc), 0)
         probe.seconds = time.perf_counter() - started
         self.timings.append(probe.seconds)
         return probe
 
+    async def request(self, client, method, url, **kwargs) -> httpx.Response:
+        async with client.stream(method, url, timeout=self.timeout, **kwargs) as response:
+            body = BoundedBody(response.headers.get("content-encoding", ""), MAX_BODY_BYTES)
+            async for piece in response.aiter_raw():
+                body.feed(piece)
+            content = body.content()
+        # The same response with its body decoded here, so httpx does not decode it again.
+        headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
+        return httpx.Response(
+            response.status_code, headers=headers, content=content, request=response.request
+        )
+
     async def run(self) -> list[Result]:
         self.transport = ResolvingTransport(self.resolver, self.verified)
         lenient = ResolvingTransport(self.resolver, self.lenient)
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
         async with (
-            httpx.AsyncClient(transport=self.transport) as self.client,
-            httpx.AsyncClient(transport=lenient) as self.lenient_client,
+            httpx.AsyncClient(transport=self.transport, headers=headers) as self.client,
+            httpx.AsyncClient(transport=lenient, headers=headers) as self.lenient_client,
         ):
             self.home = {
                 host: asyncio.ensure_future(self.fetch(self.client, "GET", self.origin(host) + "/"))
@@ -426,7 +585,9 @@ class SmokeTest:
     async def admin_login(self) -> list[Result]:
         login_url = self.origin(self.host) + reverse("admin:login")
         # A client of its own, so the login's cookies stay with this flow.
-        client = httpx.AsyncClient(transport=self.transport)
+        client = httpx.AsyncClient(
+            transport=self.transport, headers={"Accept-Encoding": ACCEPT_ENCODING}
+        )
         page = await self.fetch(client, "GET", login_url)
         results = [
             evaluate_cookie("csrf-cookie", self.host, page, settings.CSRF_COOKIE_NAME, False)
@@ -488,11 +649,19 @@ class Command(BaseCommand):
     # Runs against another machine; this one's configuration is not what is tested.
     requires_system_checks = []
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # A mistyped argument gets the one line that names it and the fix, not
+        # the whole usage above it; --help still prints everything.
+        parser.print_usage = lambda file=None: None
+        return parser
+
     def add_arguments(self, parser):
-        parser.add_argument("url", help="the site's public https:// URL")
+        parser.add_argument("url", type=https_url, help="the site's public https:// URL")
         parser.add_argument(
             "--resolve",
             action="append",
+            type=resolve_entry,
             default=[],
             metavar="HOST:PORT:ADDR",
             help="connect to ADDR for HOST (SNI and Host stay HOST), like curl; repeatable",
@@ -503,13 +672,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--host",
             action="append",
+            type=hostname,
             default=[],
             dest="hosts",
             help="a hostname to check instead of ALLOWED_HOSTS; repeatable",
         )
         parser.add_argument(
             "--http-port",
-            type=int,
+            type=port_number,
             default=getattr(settings, "SHIPSHAPE", {}).get("http_port", 80),
             help="the public plain-HTTP port (default: SHIPSHAPE['http_port'] or 80)",
         )
@@ -519,14 +689,16 @@ class Command(BaseCommand):
             metavar="VAR",
             help="the environment variable that holds --admin-user's password",
         )
-        parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+        parser.add_argument(
+            "--timeout",
+            type=seconds,
+            default=10.0,
+            help="seconds each request may take, from connecting to its last byte",
+        )
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def handle(self, *args, **options):
-        try:
-            entries = [parse_resolve(value) for value in options["resolve"]]
-        except ValueError as exc:
-            raise CommandError(f"--resolve {exc}") from None
+        entries = options["resolve"]
         admin = None
         if options["admin_user"]:
             variable = options["admin_password_env"]
