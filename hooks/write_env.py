@@ -2,7 +2,17 @@
 
 copier runs this task after every copy and update (three times per update), so it
 must be idempotent: an existing .env is the team's and is never touched. It prints
-nothing secret: only whether it wrote the file.
+nothing secret: only what it did, and only about the project itself (an update's
+scratch renders, which copier makes to compute its diff, need no .env and get none).
+
+The file is written whole or not at all: the content goes to a private temporary
+file beside it, which is renamed over the name only once it is on disk. A full disk
+or a read-only folder leaves no empty .env that a later run would keep as if it held
+a key.
+
+A .env missing from a project being updated was deleted: the new one says so loudly,
+because its secret key is new, and for PostgreSQL it carries no password, since the
+database was created with the old one and a new one would only lock Django out.
 
 Only the standard library is used, because this runs on the interpreter that runs
 copier, not in the generated project's environment.
@@ -13,7 +23,9 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 # URL-safe characters only: the value survives systemd's EnvironmentFile, docker
@@ -22,7 +34,14 @@ SECRET_KEY_BYTES = 48  # 64 characters
 DATABASE_PASSWORD_BYTES = 24
 
 
-def render(*, hosts: list[str], database: str, deployment: str, project_slug: str) -> str:
+def render(
+    *,
+    hosts: list[str],
+    database: str,
+    deployment: str,
+    project_slug: str,
+    new_database_password: bool = True,
+) -> str:
     lines = [
         "# Settings for this machine. Git-ignored: never commit this file.",
         "# Every variable is validated by " + project_slug + "/env.py when Django starts.",
@@ -35,20 +54,25 @@ def render(*, hosts: list[str], database: str, deployment: str, project_slug: st
         "# or DJANGO_DEBUG=true turn them on, and production settings refuse true.",
     ]
     if database == "postgres":
-        password = secrets.token_urlsafe(DATABASE_PASSWORD_BYTES)
         db_host = "db" if deployment == "compose" else "localhost"
+        url = f"postgres://{project_slug}:{{password}}@{db_host}:5432/{project_slug}"
+        if new_database_password:
+            password = secrets.token_urlsafe(DATABASE_PASSWORD_BYTES)
+            assign, restore = "", []
+        else:
+            # The database keeps the password it was created with: put that one back.
+            password, assign = "THE-PASSWORD-THE-DATABASE-WAS-CREATED-WITH", "# "
+            restore = ["# .env was regenerated: restore the database's own password below."]
         if deployment == "compose":
             lines += [
                 "",
                 "# Read by the db service in compose.yaml on its first start.",
+                *restore,
                 f"POSTGRES_DB={project_slug}",
                 f"POSTGRES_USER={project_slug}",
-                f"POSTGRES_PASSWORD={password}",
+                f"{assign}POSTGRES_PASSWORD={password}",
             ]
-        lines += [
-            "",
-            f"DATABASE_URL=postgres://{project_slug}:{password}@{db_host}:5432/{project_slug}",
-        ]
+        lines += ["", *restore, assign + "DATABASE_URL=" + url.format(password=password)]
     else:
         lines += [
             "",
@@ -58,6 +82,34 @@ def render(*, hosts: list[str], database: str, deployment: str, project_slug: st
     return "\n".join(lines) + "\n"
 
 
+def is_tracked(name: str) -> bool:
+    """Whether git tracks `name` here: the project has been committed since it was copied."""
+    result = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "--", name], capture_output=True, check=False
+    )
+    return result.returncode == 0
+
+
+def write_whole(path: Path, content: str) -> None:
+    """Put `content` at `path` in one step, 0600 from the start, or raise leaving nothing."""
+    fd, partial = tempfile.mkstemp(
+        dir=path.parent or ".", prefix=f"{path.name}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as env_file:
+            env_file.write(content)
+            env_file.flush()
+            os.fsync(env_file.fileno())
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", required=True, help="comma-separated public hostnames")
@@ -65,9 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployment", choices=["systemd", "compose"], required=True)
     parser.add_argument("--project-slug", required=True)
     parser.add_argument("--path", type=Path, default=Path(".env"))
+    parser.add_argument(
+        "--operation", choices=["copy", "update"], default="copy", help="what copier is doing"
+    )
+    parser.add_argument("--answers-file", default=".copier-answers.yml")
     args = parser.parse_args(argv)
 
-    if args.path.exists():
+    # In an update, the project is a git repository that tracks its answers file; the
+    # scratch renders copier makes beside it are not.
+    updating_the_project = args.operation == "update" and is_tracked(args.answers_file)
+    if args.operation == "update" and not updating_the_project:
+        return 0
+    empty = args.path.is_file() and args.path.stat().st_size == 0
+    if args.path.exists() and not empty:
         print(f"{args.path} exists: left unchanged")
         return 0
 
@@ -76,12 +138,34 @@ def main(argv: list[str] | None = None) -> int:
         database=args.database,
         deployment=args.deployment,
         project_slug=args.project_slug,
+        new_database_password=not updating_the_project,
     )
-    # Created 0600 from the start: the secret is never readable by others, not even briefly.
-    fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as env_file:
-        env_file.write(content)
-    print(f"{args.path} written with a new secret key")
+    try:
+        write_whole(args.path, content)
+    except OSError as error:
+        print(
+            f"error: could not write {args.path}: {error.strerror or error}; nothing was left "
+            "in its place. Free space or make the folder writable, then run copier again",
+            file=sys.stderr,
+        )
+        return 1
+
+    if empty:
+        warn(f"{args.path} was empty (an interrupted write?): written again with a new secret key")
+    elif updating_the_project:
+        warn(
+            f"{args.path} was missing, so a new one was written with a new secret key: sessions "
+            "and signed links made with the old key no longer work; if the old key is still on "
+            f"your servers, put it back in {args.path}"
+        )
+    else:
+        print(f"{args.path} written with a new secret key")
+    if updating_the_project and args.database == "postgres":
+        warn(
+            f"{args.path} holds no database password: the database was created with the one "
+            f"in the lost {args.path}; put that password back where {args.path} says, since a "
+            "new one would not open the existing database"
+        )
     return 0
 
 
