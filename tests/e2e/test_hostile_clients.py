@@ -9,6 +9,7 @@ tests leave the stacks serving as before.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import httpx
@@ -167,6 +168,19 @@ def test_an_absolute_uri_for_another_host_never_reaches_django_as_that_host(serv
         # header is closed by nginx, and served by Caddy as the request line's host
         # (Go takes the host from the request line and drops the header).
         assert (forged_uri, forged_host) == (None, None if stack.proxy == "nginx" else 200)
+
+
+@own_proxies
+def test_http2_as_browsers_send_it_is_still_served(served):
+    """HTTP/2 has no Host header, only :authority: the proxies' host checks let it through."""
+    stack, _ = served
+    result = subprocess.run(
+        ["curl", "--silent", "--http2", "--output", "/dev/null",
+         "--write-out", "%{http_version} %{http_code}", "--cacert", str(stack.ca_path),
+         "--resolve", f"{stack.domain}:{stack.https_port}:127.0.0.1", stack.url("/")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.stdout == "2 200", (result.stdout, result.stderr)
 
 
 @pytest.mark.xdist_group("e2e-load_balancer")
