@@ -163,7 +163,8 @@ def host_problem(value: str) -> str | None:
     else:
         return (
             f"'{v}' is an IP address; give the hostname the public uses "
-            "(probes by IP reach health_path without it)"
+            "(a load balancer's probe by IP reaches health_path on gunicorn without it; "
+            "nginx and Caddy close IP hosts, so probe https://<domain><health_path> through them)"
         )
     if ":" in v:
         return (
