@@ -367,9 +367,15 @@ def _json_walk(node) -> Iterator[dict]:
 
 
 def _caddy_matches(matchers: list[dict], path: str) -> bool:
-    """Whether a route's matcher sets let this request path through (other matchers are assumed)."""
+    """Whether a route's matcher sets let a plain GET of this path through.
+
+    Host and protocol are assumed to match; a matcher with any other condition
+    (an expression, a header, a method) is for other requests than a plain GET.
+    """
 
     def one(matcher: dict) -> bool:
+        if set(matcher) - {"path", "path_regexp", "host", "protocol"}:
+            return False
         patterns = matcher.get("path")
         if patterns is not None and not any(
             path.startswith(p[:-1]) if p.endswith("*") else path == p for p in patterns

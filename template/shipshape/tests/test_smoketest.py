@@ -2,6 +2,7 @@
 
 import asyncio
 import ssl
+import zlib
 
 import httpx
 import pytest
@@ -11,7 +12,9 @@ from shipshape.management.commands.smoketest import (
     FAIL,
     PASS,
     WARN,
+    BoundedBody,
     Probe,
+    UnreadableBody,
     evaluate_cookie,
     evaluate_csrf_post,
     evaluate_forged_proto,
@@ -171,3 +174,35 @@ def test_trace_must_be_refused():
     assert evaluate_trace("h", DROPPED).status == PASS
     assert evaluate_trace("h", probe(200, text="TRACE / HTTP/1.1")).status == FAIL
     assert evaluate_trace("h", probe(404)).status == WARN
+
+
+def test_a_gzip_bomb_is_refused_at_the_limit_not_inflated_whole():
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = compressor.compress(bytes(64 * 1024 * 1024)) + compressor.flush()
+    body = BoundedBody("gzip", 1024 * 1024)
+    with pytest.raises(UnreadableBody, match="over the 1 MB limit"):
+        body.feed(bomb)
+    assert body.size <= 1024 * 1024 + 1
+
+
+def test_a_body_within_the_limit_is_decoded_once():
+    body = BoundedBody("gzip", 1024)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    body.feed(compressor.compress(b"<p>ok</p>") + compressor.flush())
+    assert body.content() == b"<p>ok</p>"
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        (["https://[::1"], "url"),
+        (["https://example.com:65536"], "url"),
+        (["https://"], "url"),
+        (["https://example.com", "--timeout", "nan"], "--timeout"),
+        (["https://example.com", "--timeout", "0"], "--timeout"),
+        (["https://example.com", "--http-port", "65536"], "--http-port"),
+    ],
+)
+def test_a_bad_argument_is_refused_by_the_parser(args, argument):
+    with pytest.raises(CommandError, match=f"^Error: argument {argument}: "):
+        call_command("smoketest", *args)
