@@ -97,8 +97,24 @@ class ComposeStack:
         return self.compose("exec", "-T", *pairs, "web", "python", "manage.py", *args)
 
     def up(self) -> None:
+        self.loopback_network()
         self.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT),
                      "--no-build", "--pull", "never", timeout=UP_TIMEOUT + 60)  # fmt: skip
+
+    def loopback_network(self) -> None:
+        """The project's default network, made before compose makes it: published ports
+        bind to 127.0.0.1, whatever address compose.yaml leaves out.
+
+        compose takes a network with its project and network labels and no config
+        hash as its own; `down` removes it like one it made.
+        """
+        network = f"{self.name}_default"
+        if docker("network", "inspect", network, check=False).returncode == 0:
+            return
+        docker("network", "create", "--driver", "bridge",
+               "--opt", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+               "--label", f"com.docker.compose.project={self.name}",
+               "--label", "com.docker.compose.network=default", network)  # fmt: skip
 
     def containers(self) -> dict[str, dict]:
         """`docker inspect` of each running container, by service name."""
@@ -142,6 +158,7 @@ def start_compose_stack(
     cleanup.callback(docker, "image", "rm", *(f"{name}-{t}" for t in targets), check=False)
     cleanup.callback(stack.compose, "down", "--volumes", "--timeout", "10", check=False)
 
+    stack.loopback_network()
     stack.compose("run", "--rm", "--pull", "never", "web", "python", "manage.py", "migrate",
                   "--noinput")  # fmt: skip
     stack.compose("run", "--rm", "--pull", "never", "-e", f"DJANGO_SUPERUSER_PASSWORD={ADMIN_PASSWORD}",

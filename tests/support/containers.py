@@ -133,8 +133,8 @@ def _start_engine() -> None:
         [DOCKERD, "--data-root", DATA_ROOT, "--exec-root", ENGINE_DIR / "exec",
          "--pidfile", PIDFILE, "--host", f"unix://{SOCKET}",
          # Containers reach only the engine's own networks: no NAT to the outside,
-         # and no rules in the host's firewall. Published ports go through
-         # docker-proxy, on 127.0.0.1 unless a file names another address.
+         # and no rules in the host's firewall. Ports published on the default
+         # bridge bind to 127.0.0.1 (compose projects: tests/deploy/stacks.py).
          "--iptables=false", "--ip-masq=false", "--ip", "127.0.0.1",
          "--storage-driver", "overlay2"],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
