@@ -200,11 +200,6 @@ def test_django_judges_the_host_header_not_an_absolute_uri(stack):
 # 4. Load balancer on non-standard ports; the logged client address.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Django's SECURE_SSL_REDIRECT keeps the port of the Host header (the HTTP port); "
-    "the settings need to redirect to https_port: the load balancer must redirect HTTP itself",
-)
 @pytest.mark.xdist_group("e2e-load_balancer")
 def test_plain_http_on_a_non_standard_port_redirects_to_the_https_port(stack, client_for):
     served = stack("load_balancer")
