@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `browser`, `lint`, `demo`, `bench`."""
+"""Sessions: `nox -s tests` (the whole suite, as CI runs it), `browser`, `deploy`, `lint`, `demo`,
+`bench`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def browser(session: nox.Session) -> None:
     session.run("bash", str(ROOT / ".ci/system-packages"), external=True)
     session.install(*TEST_REQUIREMENTS)
     session.run("pytest", "-n", "auto", "--durations=10", "tests/browser", *session.posargs)
+
+
+@nox.session
+def deploy(session: nox.Session) -> None:
+    """Only the deploy tests: compose.yaml and the Dockerfile on the suite's own Docker engine."""
+    session.run("bash", str(ROOT / ".ci/system-packages"), external=True)
+    session.install(*TEST_REQUIREMENTS)
+    session.run("pytest", "-n", "auto", "--durations=10", "tests/deploy", *session.posargs)
 
 
 @nox.session
