@@ -581,6 +581,22 @@ class Answers(BaseModel):
         return f"{self.project_slug}.settings{suffix}"
 
     @cached_property
+    def redirects_to_https_port(self) -> bool:
+        """Whether the project's own HTTPS redirect (<slug>/https.py) replaces Django's.
+
+        Plain HTTP reaches Django only behind a load balancer (nginx and Caddy redirect it
+        themselves). Django's redirect keeps the port of the request's Host, the HTTP
+        port: right only on ports 80 and 443.
+        """
+        return self.proxy == "load_balancer" and (self.http_port, self.https_port) != (80, 443)
+
+    @cached_property
+    def security_middleware(self) -> str:
+        if self.redirects_to_https_port:
+            return f"{self.project_slug}.https.SecurityMiddleware"
+        return "django.middleware.security.SecurityMiddleware"
+
+    @cached_property
     def proxy_serves_static(self) -> bool:
         return self.proxy in ("nginx", "caddy")
 
@@ -608,8 +624,8 @@ class Answers(BaseModel):
         """The values every generated file uses beside the answers themselves."""
         names = (
             "hosts", "https_port_suffix", "gunicorn_socket", "gunicorn_host", "gunicorn_port",
-            "settings_module", "proxy_serves_static", "proxy_name", "proxy_user",
-            "silenced_checks",
+            "settings_module", "redirects_to_https_port", "security_middleware",
+            "proxy_serves_static", "proxy_name", "proxy_user", "silenced_checks",
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
