@@ -295,9 +295,11 @@ def test_the_history_search_is_bounded_by_the_commits_it_reads(fresh_project, pr
     env = {"DJANGO_SETTINGS_MODULE": "my_site.settings.production", "DJANGO_SECRET_KEY": OTHER_KEY}
     check = [python, "-c", BOUNDED_HISTORY]
     found = run([*check, "2"], cwd=project, env=env)
-    assert found.stdout.strip() == "git history: notes.txt in commit " + git(
-        "rev-parse", "--short", "HEAD~1", cwd=project
-    ).strip(), found.stdout + found.stderr
+    assert (
+        found.stdout.strip()
+        == "git history: notes.txt in commit "
+        + git("rev-parse", "--short", "HEAD~1", cwd=project).strip()
+    ), found.stdout + found.stderr
     beyond = run([*check, "1"], cwd=project, env=env)
     assert beyond.stdout.strip() == "None", beyond.stdout + beyond.stderr
 
@@ -431,9 +433,11 @@ def _nginx_host_without_port(text: str) -> str:
 
 
 def _nginx_without_forged_host_catch_all(text: str) -> str:
+    """No defence against a forged Host: neither the catch-all server nor the site's own check."""
     block = re.search(r"\nserver \{\n[^}]*ssl_reject_handshake on;[^}]*\}\n", text)
-    assert block
-    return text.replace(block.group(0), "\n")
+    check = re.search(r"\n    if \(\$http_host !~\* [^\n]*\{\n        return 444;\n    \}\n", text)
+    assert block and check
+    return text.replace(block.group(0), "\n").replace(check.group(0), "\n")
 
 
 def _caddy_without_forged_host_catch_all(text: str) -> str:

@@ -466,7 +466,7 @@ class SmokeTest:
                 self.request(client, method, url, **kwargs), self.timeout
             )
             probe = Probe(response, None, 0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             probe = Probe(None, f"no complete answer within {self.timeout:g}s", 0)
         except (httpx.HTTPError, ssl.SSLError, OSError, UnreadableBody) as exc:
             probe = Probe(None, short_error(exc), 0)
