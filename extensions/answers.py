@@ -597,6 +597,25 @@ class Answers(BaseModel):
         return "django.middleware.security.SecurityMiddleware"
 
     @cached_property
+    def production_requirements(self) -> list[str]:
+        """What the production layer imports, beside Django: pyproject.toml's dependencies,
+        and what a retrofit asks the project to add to its own."""
+        return [
+            "dj-database-url>=2.3,<4",
+            "gunicorn>=27,<28",
+            # manage.py smoketest checks the live site over HTTPS with httpx, on httpcore's
+            # connection pool, trusting certifi's CA bundle unless --cacert names another.
+            "httpx>=0.27,<1",
+            "httpcore>=1,<2",
+            "certifi>=2024.2.2",
+            # The deploy checks and preflight read deploy/nginx/ with nginx's own parser.
+            "crossplane>=0.5.8,<0.6",
+            "pydantic-settings>=2.6,<3",
+            *(["psycopg[binary]>=3.2,<4"] if self.database == "postgres" else []),
+            *([] if self.proxy_serves_static else ["whitenoise>=6.8,<7"]),
+        ]
+
+    @cached_property
     def proxy_serves_static(self) -> bool:
         return self.proxy in ("nginx", "caddy")
 
@@ -625,7 +644,8 @@ class Answers(BaseModel):
         names = (
             "hosts", "https_port_suffix", "gunicorn_socket", "gunicorn_host", "gunicorn_port",
             "settings_module", "redirects_to_https_port", "security_middleware",
-            "proxy_serves_static", "proxy_name", "proxy_user", "silenced_checks",
+            "production_requirements", "proxy_serves_static", "proxy_name", "proxy_user",
+            "silenced_checks",
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 
