@@ -17,6 +17,7 @@ from .support.git import commit_as_tests, git
 from .support.paths import ARTIFACTS, ROOT
 from .support.processes import run
 from .support.rendering import SNAPSHOT_VERSION, answers_key, render, snapshot_template
+from .support.validators import validation_paths as make_validation_paths
 from .support.venvs import ensure_project_venv
 
 # Names test modules imported from here before tests/support/ existed.
@@ -26,6 +27,12 @@ __all__ = ["ROOT", "SNAPSHOT_VERSION", "commit_as_tests", "git", "run"]
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory) -> Path:
     return snapshot_template(tmp_path_factory.mktemp("template") / "django-shipshape")
+
+
+@pytest.fixture(scope="session")
+def validation_paths(tmp_path_factory) -> dict[str, str]:
+    """app_dir, tls_cert and tls_key answers that the deploy files' validators can check here."""
+    return make_validation_paths(tmp_path_factory.mktemp("validation"))
 
 
 @pytest.fixture(scope="session")

@@ -10,24 +10,20 @@ ExecStart does not exist) and the certificates come from a trustme test CA.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import trustme
 import yaml
 
 from .combinations import parametrize_combinations
-from .conftest import run
+from .support.binaries import CHECK_JSONSCHEMA, CURRENT_CADDY, DEBIAN_CADDY, venv_tool
+from .support.processes import run
+from .support.validators import caddy_validate, nginx_test, systemd_verify, tool
 
-VENV_BIN = Path(sys.executable).parent
-NGINX = "/usr/sbin/nginx"
-CADDIES = {"caddy-2.6-debian": "/usr/bin/caddy", "caddy-current-pypi": str(VENV_BIN / "caddy")}
+CADDIES = {"caddy-2.6-debian": DEBIAN_CADDY, "caddy-current-pypi": CURRENT_CADDY}
 MAX_SYSTEMD_EXPOSURE = 2.0
 
 
@@ -50,28 +46,6 @@ with_systemd = combinations_where(lambda a: a["deployment"] == "systemd")
 with_compose = combinations_where(lambda a: a["deployment"] == "compose")
 
 
-@pytest.fixture(scope="session")
-def validation_paths(tmp_path_factory) -> dict[str, str]:
-    """app_dir with a stand-in gunicorn, and a test CA's certificate for the default hosts."""
-    root = tmp_path_factory.mktemp("validation")
-    app_dir = root / "app"
-    gunicorn = app_dir / ".venv" / "bin" / "gunicorn"
-    gunicorn.parent.mkdir(parents=True)
-    gunicorn.write_text("#!/bin/sh\nexit 0\n")
-    gunicorn.chmod(0o755)
-    ca = trustme.CA()
-    cert = ca.issue_cert("example.com", "www.example.com")
-    cert.cert_chain_pems[0].write_to_path(root / "fullchain.pem")
-    for pem in cert.cert_chain_pems[1:]:
-        pem.write_to_path(root / "fullchain.pem", append=True)
-    cert.private_key_pem.write_to_path(root / "privkey.pem")
-    return {
-        "app_dir": str(app_dir),
-        "tls_cert": str(root / "fullchain.pem"),
-        "tls_key": str(root / "privkey.pem"),
-    }
-
-
 @pytest.fixture
 def project_for(rendered, validation_paths):
     """Render these answers with the validation paths (and optionally without TLS files)."""
@@ -85,49 +59,7 @@ def project_for(rendered, validation_paths):
     return get
 
 
-def tool_env(tmp_path: Path) -> dict[str, str]:
-    """Keep validators' caches and state out of the real home directory."""
-    return {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-
-
-def tool(args: list, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(a) for a in args],
-        cwd=cwd,
-        env=tool_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 # nginx ------------------------------------------------------------------------
-
-# The project's own nginx -t, as preflight runs it: shipshape reads the site config
-# (includes and all) and tests it inside the one minimal nginx.conf it writes, with a
-# stand-in named in the notes for what exists only on the server.
-NGINX_VALIDATE = """
-import json, sys
-from pathlib import Path
-from shipshape.proxy_config import read, validate
-result, notes = validate(read("nginx", Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3]))
-print(json.dumps({"returncode": result.returncode, "stderr": result.stderr, "notes": notes}))
-"""
-
-
-def nginx_test(project: Path, python: Path, site_conf: Path, tmp_path: Path) -> dict:
-    """nginx -t on a site config through the project's shipshape: returncode, stderr, notes."""
-    workdir = tmp_path / "nginx"
-    workdir.mkdir()
-    result = run([python, "-c", NGINX_VALIDATE, site_conf, NGINX, workdir], cwd=project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
 
 
 @with_nginx
@@ -172,14 +104,6 @@ def test_nginx_accepts_the_site_with_its_static_location_in_an_included_file(
 
 
 # Caddy ------------------------------------------------------------------------
-
-
-def caddy_validate(caddy: str, caddyfile: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    return tool(
-        [caddy, "validate", "--config", caddyfile, "--adapter", "caddyfile"],
-        caddyfile.parent,
-        tmp_path,
-    )
 
 
 # What the Caddyfile asks for on purpose (its own redirects for the known hosts only,
@@ -231,10 +155,6 @@ def systemd_units(project: Path) -> list[str]:
     units = sorted(p.name for p in (project / "deploy" / "systemd").iterdir())
     assert "my_site.service" in units
     return units
-
-
-def systemd_verify(unit_dir: Path, units: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return tool(["systemd-analyze", "verify", "--man=no", *units], unit_dir, tmp_path)
 
 
 def exposure(unit_dir: Path, tmp_path: Path) -> float:
@@ -322,7 +242,7 @@ def test_systemd_security_scores_an_unhardened_service_above_the_limit(tmp_path)
 def test_compose_file_matches_the_compose_spec(project_for, answers, tmp_path):
     project = project_for(answers)
     result = tool(
-        [VENV_BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
         project,
         tmp_path,
     )
@@ -397,7 +317,7 @@ def test_compose_database_is_postgres_with_a_healthcheck_when_chosen(project_for
 @with_compose
 def test_hadolint_accepts_the_dockerfile(project_for, answers, tmp_path):
     project = project_for(answers)
-    result = tool([VENV_BIN / "hadolint", "Dockerfile"], project, tmp_path)
+    result = tool([venv_tool("hadolint"), "Dockerfile"], project, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
 

@@ -24,10 +24,8 @@ from extensions.answers import AnswersError, validate
 
 from .support.binaries import CURRENT_CADDY
 from .support.processes import run
+from .support.validators import caddy_validate, nginx_test, systemd_verify
 from .test_answers import DEFAULTS
-from .test_deploy_offline import caddy_validate, nginx_test, systemd_verify, validation_paths
-
-__all__ = ["validation_paths"]  # a fixture, used by name
 
 # Payloads aimed at each kind of file, given to every question that takes text.
 INJECTIONS = [
