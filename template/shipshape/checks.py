@@ -183,37 +183,36 @@ def _git_grep(base_dir: Path, keys: list[str], *trees: str) -> list[str]:
     git on its standard input, so they appear in no process list, and git
     prints only file names, never a matching line.
     """
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(base_dir), "grep", "-F", "-l", "-z", "--full-name", "-f", "-",
-             *trees, "--", ":(top)"],
-            input="".join(f"{key}\n" for key in keys),
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        raise _NoGit from None
+    result = _git(
+        base_dir, "grep", "-F", "-l", "-z", "--full-name", "-f", "-", *trees, "--", ":(top)",
+        input="".join(f"{key}\n" for key in keys),
+    )  # fmt: skip
     # git grep exits 1 when nothing matches, 128 outside a repository.
-    if result.returncode not in (0, 1):
+    if result is None or result.returncode not in (0, 1):
         raise _NoGit
     return [name for name in result.stdout.split("\0") if name]
 
 
 def _recent_commits(base_dir: Path) -> list[str]:
+    result = _git(
+        base_dir, "rev-list", "--all", "--abbrev-commit", f"--max-count={GIT_HISTORY_COMMITS}"
+    )
+    return result.stdout.split() if result is not None and result.returncode == 0 else []
+
+
+def _git(base_dir: Path, *args: str, input: str | None = None):
+    """git in the project's repository, within the time bound; None when it cannot run."""
     try:
-        result = subprocess.run(
-            ["git", "-C", str(base_dir), "rev-list", "--all", "--abbrev-commit",
-             f"--max-count={GIT_HISTORY_COMMITS}"],
+        return subprocess.run(
+            ["git", "-C", str(base_dir), *args],
+            input=input,
             capture_output=True,
             text=True,
             timeout=GIT_TIMEOUT_SECONDS,
             check=False,
-        )  # fmt: skip
+        )
     except (OSError, subprocess.TimeoutExpired):
-        return []
-    return result.stdout.split() if result.returncode == 0 else []
+        return None
 
 
 def where_committed(base_dir: Path, keys: list[str]) -> str | None:
