@@ -15,7 +15,9 @@ package here ships. compose then runs with `--no-build --pull never`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +138,9 @@ def start_compose_stack(
     proxy: str, database: str,
 ) -> ComposeStack:  # fmt: skip
     """Render, build and start a compose project; `cleanup` takes it down, volumes and all."""
-    name = f"shipshape-{proxy}-{database}".replace("_", "-")
+    # Unique to this run: another run on the machine shares the engine.
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
+    name = f"shipshape-{run_id[:8]}-{proxy}-{database}".replace("_", "-")
     http_port, https_port = free_port(), free_port()
     answers: dict = {"deployment": "compose", "proxy": proxy, "database": database,
                      "http_port": http_port, "https_port": https_port}  # fmt: skip
