@@ -3,7 +3,7 @@
 copier runs this task after every copy and update (three times per update), so it
 must be idempotent: an existing .env is the team's and is never touched. It prints
 nothing secret: only what it did, and only about the project itself (an update's
-scratch renders, which copier makes to compute its diff, need no .env and get none).
+scratch renders, which copier makes to compute its diff, get a .env without a word).
 
 The file is written whole or not at all: the content goes to a private temporary
 file beside it, which is renamed over the name only once it is on disk. A full disk
@@ -124,13 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     # In an update, the project is a git repository that tracks its answers file; the
-    # scratch renders copier makes beside it are not.
+    # scratch renders copier makes beside it are not. They still get a .env, quietly:
+    # copier removes from the project every file its render of the old version has and
+    # its render of the new version lacks, and earlier releases wrote .env in both.
     updating_the_project = args.operation == "update" and is_tracked(args.answers_file)
-    if args.operation == "update" and not updating_the_project:
-        return 0
+    scratch = args.operation == "update" and not updating_the_project
     empty = args.path.is_file() and args.path.stat().st_size == 0
     if args.path.exists() and not empty:
-        print(f"{args.path} exists: left unchanged")
+        if not scratch:
+            print(f"{args.path} exists: left unchanged")
         return 0
 
     content = render(
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
+    if scratch:
+        return 0
     if empty:
         warn(f"{args.path} was empty (an interrupted write?): written again with a new secret key")
     elif updating_the_project:
