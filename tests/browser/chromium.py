@@ -55,30 +55,10 @@ def leaf_pin(stack: Stack) -> str:
     return spki_pin(Path(stack.certificates.cert_path).read_bytes())
 
 
-def stands_on_standard_ports(stack: Stack) -> bool:
-    """Whether the browser reaches this stack on ports 80 and 443 (besides its real ports).
-
-    A load balancer listens on 80 and 443 in production, and Django builds its
-    HTTP->HTTPS redirect from the Host the browser sent, port included: on the
-    test front's high HTTP port that redirect would name the HTTP port. Mapping
-    the standard ports to the front's ports shows what a browser really sees.
-    """
-    return stack.proxy == "load_balancer"
-
-
 def resolver_rules(stacks: list[Stack]) -> str:
-    """Chromium's host resolver rules for these stacks: first match wins."""
-    rules: list[str] = []
-    standard = [s for s in stacks if stands_on_standard_ports(s)]
-    if len(standard) > 1:
-        raise ValueError("only one stack can stand on the standard ports in one browser")
-    for stack in standard:
-        for host in stack.hosts:
-            rules.append(f"MAP {host}:80 127.0.0.1:{stack.http_port}")
-            rules.append(f"MAP {host}:443 127.0.0.1:{stack.https_port}")
+    """Chromium's host resolver rules: every stack's hosts, and EVIL, go to loopback."""
     hosts = sorted({host for stack in stacks for host in stack.hosts} | {EVIL})
-    rules.extend(f"MAP {host} 127.0.0.1" for host in hosts)
-    return ", ".join(rules)
+    return ", ".join(f"MAP {host} 127.0.0.1" for host in hosts)
 
 
 def launch_args(stacks: list[Stack]) -> list[str]:

@@ -16,6 +16,7 @@ from playwright.sync_api import sync_playwright
 
 from ..e2e import conftest as e2e
 from ..support.binaries import CURRENT_CADDY
+from ..support.containers import steady_network
 from ..support.stack import Stack
 from .browsing import Browsing
 from .chromium import Chromium
@@ -74,10 +75,12 @@ def site(request, stack, chromium) -> Stack:
 @pytest.fixture
 def browsing(request, chromium, site, artifacts_dir) -> Iterator[Browsing]:
     """A fresh tab on a browser that trusts `site`; kept as artifacts if the test fails."""
-    tab = Browsing(chromium)
-    try:
-        yield tab
-    finally:
-        if failed(request.node):
-            tab.keep_artifacts(artifacts_dir, logs=site.logs())
-        tab.close()
+    # The container tests change the host's network, which would abort a page load.
+    with steady_network(changing=False):
+        tab = Browsing(chromium)
+        try:
+            yield tab
+        finally:
+            if failed(request.node):
+                tab.keep_artifacts(artifacts_dir, logs=site.logs())
+            tab.close()

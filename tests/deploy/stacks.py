@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trustme
 
-from ..support.containers import COMPOSE, base_images, docker, engine_env
+from ..support.containers import COMPOSE, base_images, docker, engine_env, steady_network
 from ..support.ports import free_port
 from ..support.processes import ServerFailed, clean_env
 from ..support.project import settings_module
@@ -71,12 +71,14 @@ class ComposeStack:
         return {**engine_env(), **self.images}
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True):
-        result = subprocess.run(
-            [COMPOSE, "--project-name", self.name, "--file", self.project / "compose.yaml",
-             *args],
-            cwd=self.project, env=self.env, capture_output=True, text=True, timeout=timeout,
-            check=False,
-        )  # fmt: skip
+        # up, run and down make or remove containers and networks: not under a browser.
+        with steady_network(changing=args[0] in ("up", "run", "down")):
+            result = subprocess.run(
+                [COMPOSE, "--project-name", self.name, "--file", self.project / "compose.yaml",
+                 *args],
+                cwd=self.project, env=self.env, capture_output=True, text=True,
+                timeout=timeout, check=False,
+            )  # fmt: skip
         if check and result.returncode != 0:
             raise ServerFailed(
                 f"docker compose {' '.join(args)} failed:\n{result.stdout[-3000:]}\n"
@@ -113,10 +115,11 @@ class ComposeStack:
         network = f"{self.name}_default"
         if docker("network", "inspect", network, check=False).returncode == 0:
             return
-        docker("network", "create", "--driver", "bridge",
-               "--opt", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
-               "--label", f"com.docker.compose.project={self.name}",
-               "--label", "com.docker.compose.network=default", network)  # fmt: skip
+        with steady_network(changing=True):
+            docker("network", "create", "--driver", "bridge",
+                   "--opt", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+                   "--label", f"com.docker.compose.project={self.name}",
+                   "--label", "com.docker.compose.network=default", network)  # fmt: skip
 
     def containers(self) -> dict[str, dict]:
         """`docker inspect` of each running container, by service name."""
@@ -157,8 +160,9 @@ def start_compose_stack(
     build_args = [arg for key, value in images.items() for arg in ("--build-arg", f"{key}={value}")]
     targets = ["web", *filter(None, [PROXY_SERVICE[proxy]])]
     for target in targets:
-        docker("build", "--pull=false", "--quiet", "--target", target, "--tag",
-               f"{name}-{target}", *build_args, project, timeout=900)  # fmt: skip
+        with steady_network(changing=True):
+            docker("build", "--pull=false", "--quiet", "--target", target, "--tag",
+                   f"{name}-{target}", *build_args, project, timeout=900)  # fmt: skip
     cleanup.callback(docker, "image", "rm", *(f"{name}-{t}" for t in targets), check=False)
     cleanup.callback(stack.compose, "down", "--volumes", "--timeout", "10", check=False)
 

@@ -47,7 +47,11 @@ ENGINE_DIR = Path("/tmp/shipshape-engine")
 SOCKET = ENGINE_DIR / "docker.sock"
 PIDFILE = ENGINE_DIR / "dockerd.pid"
 USERS = ENGINE_DIR / "users"
-DATA_ROOT = CACHE / "docker"
+# The engine's images outlive the checkout: every image is tagged by a hash of its
+# recipe, so runs from any clone on this machine (CI's fresh ones included) share them.
+DATA_ROOT = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "django-shipshape" / "docker"
+)
 DOCKERD = "/usr/sbin/dockerd"
 # Debian's 20.10 client has BuildKit built in; the preinstalled docker 28 client
 # needs the buildx plugin for it, which no package here ships.
@@ -92,6 +96,21 @@ def locked(name: str) -> Iterator[None]:
     ENGINE_DIR.mkdir(mode=0o700, exist_ok=True)
     with open(ENGINE_DIR / name, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def steady_network(*, changing: bool) -> Iterator[None]:
+    """Hold the host's network steady for a browser, or change it while none is looking.
+
+    Chromium aborts a page load with ERR_NETWORK_CHANGED when the host's addresses or
+    links change, as they do whenever the engine makes a network or starts or removes a
+    container. Whatever does that takes this lock exclusively (changing=True); a
+    browser test holds it shared for as long as it runs.
+    """
+    ENGINE_DIR.mkdir(mode=0o700, exist_ok=True)
+    with open(ENGINE_DIR / "network.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if changing else fcntl.LOCK_SH)
         yield
 
 
@@ -208,7 +227,9 @@ def image_exists(reference: str) -> bool:
 
 def build(context: Path, tag: str, *args: str) -> None:
     """docker build with BuildKit, never pulling: every FROM is already in the engine."""
-    docker("build", "--pull=false", "--progress=plain", "--tag", tag, *args, context)
+    # Each RUN step runs in a container of its own, with a network of its own.
+    with steady_network(changing=True):
+        docker("build", "--pull=false", "--progress=plain", "--tag", tag, *args, context)
 
 
 def bookworm_image() -> str:
