@@ -193,11 +193,20 @@ def _existing_project(context) -> ExistingProject:
     return _found[root]
 
 
+def _updating() -> bool:
+    """Whether copier runs an update, whose scratch renders go to empty folders."""
+    try:
+        from copier._main import _operation  # not public API; as extensions/updates.py
+    except ImportError:  # pragma: no cover - another copier: check every render
+        return False
+    return _operation.get(None) == "update"
+
+
 def _refuse_retrofit(context) -> str:
     """The last checkpoint of a retrofit copy: the package and settings must exist."""
     from copier.errors import UserMessageError
 
-    if not context.get("retrofit") or str(context.get("_copier_operation")) != "copy":
+    if not context.get("retrofit") or _updating():
         return ""
     root = _destination(context)
     slug, module = context["project_slug"], context["existing_settings_module"]

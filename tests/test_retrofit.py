@@ -9,18 +9,21 @@ own settings, and updated to a newer template release.
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import sys
 import textwrap
 from pathlib import Path
 
+import pexpect
 import pytest
 import yaml
 
+from .retrofit_layouts import LAYOUTS, build, layouts_python, manage_py, own_tests
 from .support.git import commit_all, git, listed_files, new_repo, release
 from .support.processes import run
-from .support.project import check_deploy, edit, recorded_answers, setting
+from .support.project import check_deploy, edit, recorded_answers, setting, tree, write_files
 from .support.rendering import copier_copy_cli, render, snapshot_template, update
 
 OVERLAY = "settings_production"
@@ -354,3 +357,314 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
         )
     else:
         assert "whitenoise" not in middleware
+
+
+# -- existing projects in the shapes real teams have (tests/retrofit_layouts.py) -----------
+
+
+def layout_param(name: str):
+    return pytest.param(name, marks=pytest.mark.xdist_group(f"retrofit-{name}"), id=name)
+
+
+LAYOUT_NAMES = pytest.mark.parametrize("name", [layout_param(name) for name in LAYOUTS])
+
+
+@pytest.fixture(scope="session")
+def layout_python(project_python) -> Path:
+    return layouts_python(project_python("5.2"))
+
+
+@pytest.fixture(scope="session")
+def layouts(retrofit_releases, layout_python, tmp_path_factory):
+    """Each layout built, its own tests run, then retrofitted as a user types it, once."""
+    done: dict[str, dict] = {}
+
+    def get(name: str) -> dict:
+        if name not in done:
+            layout = LAYOUTS[name]
+            project = build(layout, layout_python, tmp_path_factory.mktemp(f"layout-{name}"))
+            before_tests = own_tests(layout, layout_python, project)
+            before = snapshot_files(project)
+            data = [
+                f"{key}={value}" for key, value in {"retrofit": "true", **layout.answers}.items()
+            ]
+            copy = copier_copy_cli(retrofit_releases, project, *data)
+            assert copy.returncode == 0, copy.stdout + copy.stderr
+            done[name] = {"layout": layout, "project": project, "before": before,
+                          "before_tests": before_tests, "copy": copy, "python": layout_python}  # fmt: skip
+        return done[name]
+
+    return get
+
+
+def closing(state: dict) -> str:
+    """What copier printed: the hook's lines and the closing message."""
+    return state["copy"].stdout + state["copy"].stderr
+
+
+def appended_only(project: Path, before: dict[str, bytes], appended: tuple[str, ...]) -> list[str]:
+    """Files changed other than by an append to one of `appended`."""
+    changed = []
+    for name, content in before.items():
+        now = (project / name).read_bytes()
+        if now != content and not (name in appended and now.startswith(content)):
+            changed.append(name)
+    return changed
+
+
+@LAYOUT_NAMES
+def test_a_layouts_files_are_untouched_except_documented_appends(layouts, name):
+    state = layouts(name)
+    project, layout = state["project"], state["layout"]
+    assert appended_only(project, state["before"], layout.appended) == []
+    for appended in layout.appended:
+        assert (project / appended).read_bytes() != state["before"][appended], appended
+
+
+@LAYOUT_NAMES
+def test_a_layout_is_retrofitted_into_its_own_package_from_what_was_detected(layouts, name):
+    state = layouts(name)
+    project, layout = state["project"], state["layout"]
+    answers = recorded_answers(project)
+    assert answers["project_slug"] == layout.package
+    assert answers["existing_settings_module"] == layout.settings_module
+    assert (project / layout.package / f"{OVERLAY}.py").is_file()
+    assert not (project / "my_site").exists()
+    assert not (project / "shipshape/tests").exists()
+
+
+@LAYOUT_NAMES
+def test_a_layouts_own_tests_pass_before_and_after(layouts, name):
+    state = layouts(name)
+    layout = state["layout"]
+    before = state["before_tests"]
+    assert before.returncode == 0, before.stdout + before.stderr
+    after = own_tests(layout, state["python"], state["project"])
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert layout.passed in after.stdout + after.stderr
+
+
+@LAYOUT_NAMES
+def test_a_layout_passes_check_deploy_with_the_overlay(layouts, name):
+    state = layouts(name)
+    module = overlay_module(state["layout"].package)
+    result = check_deploy(state["python"], state["project"], module)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@LAYOUT_NAMES
+def test_a_layouts_static_files_are_collected_with_the_overlay(layouts, name, tmp_path):
+    state = layouts(name)
+    project = tmp_path / name
+    shutil.copytree(state["project"], project, symlinks=True)
+    module = overlay_module(state["layout"].package)
+    result = run([state["python"], "manage.py", "collectstatic", "--noinput"], cwd=project,
+                 env={"DJANGO_SETTINGS_MODULE": module})  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = project / "staticfiles/staticfiles.json"
+    assert manifest.is_file()
+    assert "admin/css/base.css" in manifest.read_text()
+
+
+@LAYOUT_NAMES
+def test_a_layouts_env_file_is_private_and_git_ignored(layouts, name):
+    state = layouts(name)
+    project, layout = state["project"], state["layout"]
+    env_file = layout.env_file
+    assert stat.S_IMODE((project / env_file).stat().st_mode) == 0o600
+    git("check-ignore", "-q", env_file, cwd=project)
+    assert git("status", "--porcelain", "--ignored", "--", env_file, cwd=project).startswith("!!")
+
+
+@LAYOUT_NAMES
+def test_copier_update_keeps_a_retrofitted_layout(layouts, name, tmp_path):
+    state = layouts(name)
+    layout = state["layout"]
+    project = tmp_path / name
+    shutil.copytree(state["project"], project, symlinks=True)
+    commit_all(project, "production layer from django-shipshape 0.1.0")
+    committed = snapshot_files(project)
+    update(project, "0.2.0")
+    assert recorded_answers(project)["_commit"] == "0.2.0"
+    overlay = f"{layout.package}/{OVERLAY}.py"
+    assert "inside the network: never redirected." in (project / overlay).read_text()
+    status = git("status", "--porcelain", cwd=project)
+    assert sorted(line.split()[-1] for line in status.splitlines()) == [
+        ".copier-answers.yml",
+        overlay,
+    ]
+    assert [name for name in unchanged(project, committed) if name not in status] == []
+    assert not (project / ".env").exists() or layout.name != "environ"
+    result = check_deploy(state["python"], project, overlay_module(layout.package))
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests = own_tests(layout, state["python"], project)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
+@pytest.mark.xdist_group("retrofit-environ")
+def test_a_project_that_reads_env_itself_keeps_production_values_out_of_it(layouts):
+    state = layouts("environ")
+    project, python, message = state["project"], state["python"], closing(state)
+    assert not (project / ".env").exists()
+    assert "DATABASE_URL=postgres://" in (project / ".env.production").read_text()
+    assert "The project reads .env itself (django-environ)" in message
+    # The development settings still use the project's SQLite database...
+    engine = setting(
+        python, project, "config.settings.local", "settings.DATABASES['default']['ENGINE']"
+    )
+    assert engine == "django.db.backends.sqlite3"
+    # ...and production the PostgreSQL of .env.production, with the project's own options.
+    database = setting(python, project, overlay_module("config"), "settings.DATABASES['default']")
+    assert "'ENGINE': 'django.db.backends.postgresql'" in database
+    assert "'ATOMIC_REQUESTS': True" in database
+
+
+@pytest.mark.xdist_group("retrofit-environ")
+def test_the_gitignore_is_appended_and_said_so(layouts):
+    state = layouts("environ")
+    project = state["project"]
+    before = state["before"][".gitignore"].decode()
+    assert (project / ".gitignore").read_text() == (
+        before + "# Secrets of this machine (django-shipshape).\n/.env.production\n"
+    )
+    assert ".gitignore: /.env.production appended, so git ignores .env.production" in closing(state)
+
+
+@pytest.mark.xdist_group("retrofit-environ")
+def test_the_projects_own_security_variables_are_reported(layouts):
+    message = closing(layouts("environ"))
+    for setting_name, variable in [
+        ("SECRET_KEY", "DJANGO_SECRET_KEY"),
+        ("SECURE_SSL_REDIRECT", "DJANGO_SECURE_SSL_REDIRECT"),
+        ("SECURE_HSTS_SECONDS", "DJANGO_SECURE_HSTS_SECONDS"),
+    ]:
+        assert f"\n  {setting_name} (your {variable})\n" in message
+
+
+@pytest.mark.xdist_group("retrofit-portal")
+def test_the_portals_database_storages_and_checks_are_kept(layouts):
+    state = layouts("portal")
+    project, python = state["project"], state["python"]
+    module = overlay_module("portal")
+    database = setting(python, project, module, "settings.DATABASES['default']")
+    assert "portal.sqlite3" in database and "'CONN_MAX_AGE': 60" in database
+    assert "'OPTIONS': {'timeout': 20}" in database and "'ATOMIC_REQUESTS': True" in database
+    silenced = setting(python, project, module, "settings.SILENCED_SYSTEM_CHECKS")
+    assert silenced == str(["pages.W002", "security.W021"])
+    middleware = setting(python, project, module, "settings.MIDDLEWARE[-1]")
+    assert middleware == "pages.middleware.PageHeaderMiddleware"
+
+
+@pytest.mark.xdist_group("retrofit-portal")
+def test_the_portals_own_files_are_kept_and_named(layouts):
+    state = layouts("portal")
+    message = closing(state)
+    assert "Kept as they were, never rendered over: .env.example." in message
+    assert "\n  SECURE_HSTS_SECONDS (your PORTAL_HSTS_SECONDS)\n" in message
+    assert "(requirements.txt):\n  dj-database-url>=2.3,<4\n  gunicorn" in message
+    assert "then python -m pip install -r requirements.txt" in message
+
+
+@pytest.mark.xdist_group("retrofit-blog")
+def test_the_blogs_whitenoise_and_logging_are_kept(layouts):
+    state = layouts("blog")
+    project, python = state["project"], state["python"]
+    module = overlay_module("blog")
+    middleware = yaml.safe_load(setting(python, project, module, "settings.MIDDLEWARE"))
+    assert middleware.count("whitenoise.middleware.WhiteNoiseMiddleware") == 1
+    assert setting(python, project, module, "list(settings.LOGGING['loggers'])") == "['posts']"
+    storage = setting(python, project, module, "settings.STORAGES['staticfiles']['BACKEND']")
+    assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+@pytest.mark.xdist_group("retrofit-blog")
+def test_an_invalid_environment_is_one_line_per_variable(layouts):
+    state = layouts("blog")
+    result = check_deploy(state["python"], state["project"], overlay_module("blog"),
+                          env={"DJANGO_ENV_FILE": "", "DJANGO_ALLOWED_HOSTS": "https://blog.example"})  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "The environment is not valid for these settings:"
+    assert [line.split()[0] for line in lines[1:]] == [
+        "DJANGO_SECRET_KEY",
+        "DJANGO_ALLOWED_HOSTS",
+    ]
+
+
+def test_pressing_enter_through_every_prompt_retrofits_the_real_package(
+    retrofit_releases, layout_python, tmp_path
+):
+    """Interactive use on the portal: every default comes from what was detected."""
+    project = build(LAYOUTS["portal"], layout_python, tmp_path / "interactive")
+    before = snapshot_files(project)
+    settings = tmp_path / "copier-settings.yml"
+    settings.write_text("{}\n")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "copier", "copy", "--trust", "--vcs-ref", "0.1.0", str(retrofit_releases), str(project)],
+        env={**os.environ, "COPIER_SETTINGS_PATH": str(settings), "TERM": "xterm"},
+        encoding="utf-8", timeout=60, dimensions=(40, 200),
+    )  # fmt: skip
+    try:
+        while True:
+            index = child.expect([r"\?", "Kept as they were", pexpect.EOF, "overwrite"])
+            if index == 3:
+                pytest.fail("copier asked to overwrite a file of the project")
+            if index:
+                break
+            child.sendline("")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    answers = recorded_answers(project)
+    assert (answers["project_slug"], answers["retrofit"]) == ("portal", True)
+    assert answers["existing_settings_module"] == "portal.settings.base"
+    assert appended_only(project, before, ()) == []
+    result = check_deploy(layout_python, project, overlay_module("portal"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "refusal"),
+    [
+        pytest.param(
+            {"manage.py": manage_py("site.settings"), "site_code/__init__.py": ""}, [],
+            "refused: project_slug: 'my_site' is not the project's package (manage.py runs "
+            "site.settings); answer project_slug=the package that holds your settings",
+            id="package-missing",
+        ),
+        pytest.param(
+            {"manage.py": manage_py("shop.settings"), "shop/__init__.py": "", "shop/settings.py": ""},
+            ["project_slug=my_site"],
+            "refused: project_slug: 'my_site' is not the project's package (manage.py runs "
+            "shop.settings, package shop); answer project_slug=shop",
+            id="another-package",
+        ),
+        pytest.param(
+            {"manage.py": manage_py("shop.settings"), "shop/__init__.py": "", "shop/settings.py": ""},
+            ["existing_settings_module=shop.settings.dev"],
+            "refused: existing_settings_module: 'shop.settings.dev' is not a module of the "
+            "project (manage.py runs shop.settings, package shop); answer "
+            "existing_settings_module=shop.settings",
+            id="module-missing",
+        ),
+        pytest.param({"README.md": "hello\n"}, [],
+                     "refused: retrofit: the destination has no manage.py", id="no-project"),
+    ],
+)  # fmt: skip
+def test_a_retrofit_that_would_miss_the_project_is_refused_in_one_line(
+    template_repo, tmp_path, files, data, refusal
+):
+    project = write_files(tmp_path / "existing", files)
+    before = tree(project)
+    result = copier_copy_cli(template_repo, project, "retrofit=true", *data)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("refused:")] == [
+        line for line in result.stderr.splitlines() if refusal.split(";")[0] in line
+    ]
+    assert refusal in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tree(project) == before
