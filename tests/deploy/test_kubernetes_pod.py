@@ -1,0 +1,251 @@
+"""The rendered Kubernetes pods, run on the suite's engine as the kubelet would run them.
+
+No kubelet runs here, so the test does its part: the image is built from the rendered
+Dockerfile (target web, local base images), and the rendered migrations Job's and
+Deployment's containers run with what their specs say, taken from the manifests
+deploy.sh applies: the command (replacing the image's entrypoint and CMD), the
+environment from the rendered ConfigMap and Secret, the numeric user, a read-only root
+filesystem, every capability dropped, no privilege escalation, the in-memory /tmp
+volume, and no image healthcheck (Kubernetes ignores it). PostgreSQL runs beside them.
+
+Then the probes run as declared, on the named port with the Host the kubelet sends
+(the pod's IP and port).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..support.containers import base_images, docker, steady_network
+from ..support.kubernetes import load_all
+from ..support.ports import free_port
+from ..support.processes import run
+from ..support.rendering import render
+
+pytestmark = pytest.mark.xdist_group("kubernetes-pod")
+
+RELEASE = "v1"
+DB = {"POSTGRES_DB": "my_site", "POSTGRES_USER": "my_site", "POSTGRES_PASSWORD": "pod-test-pw"}
+SECRET_KEY = "k8s-pod-test-" + "x7Qm2Lp9Zr4Vt8Wn3Ys6" * 3
+
+
+@dataclass
+class Pod:
+    """The web container of the rendered Deployment, running, and how to reach it."""
+
+    name: str
+    ip: str
+    port: int
+    container_port: int
+    spec: dict
+
+
+def kubelet_flags(pod_spec: dict, container: dict, env: dict[str, str], env_file: Path) -> list:
+    """docker run flags for what a pod spec asks of the kubelet (the restricted profile)."""
+    pod_context = pod_spec["securityContext"]
+    context = container["securityContext"]
+    flags = [
+        "--user", f"{pod_context['runAsUser']}:{pod_context['runAsGroup']}",
+        "--env-file", env_file, "--no-healthcheck",
+    ]  # fmt: skip
+    assert pod_context["runAsNonRoot"] and pod_context["seccompProfile"]["type"] == "RuntimeDefault"
+    if context["readOnlyRootFilesystem"]:
+        flags.append("--read-only")
+    if context["capabilities"]["drop"] == ["ALL"]:
+        flags += ["--cap-drop", "ALL"]
+    if context["allowPrivilegeEscalation"] is False:
+        flags += ["--security-opt", "no-new-privileges"]
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        empty_dir = volumes[mount["name"]]["emptyDir"]
+        assert empty_dir["medium"] == "Memory"
+        size = empty_dir["sizeLimit"].replace("Mi", "m")
+        flags += ["--tmpfs", f"{mount['mountPath']}:size={size},uid={pod_context['runAsUser']}"]
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    # The command replaces the image's entrypoint; with no args, CMD is dropped too.
+    command = container["command"]
+    return [*flags, "--entrypoint", command[0], "@IMAGE@", *command[1:]]
+
+
+def container_env(objects: list[dict], container: dict) -> dict[str, str]:
+    """envFrom: the rendered ConfigMap's data and the rendered Secret's decoded data."""
+    env = {}
+    for source in container["envFrom"]:
+        if ref := source.get("configMapRef"):
+            config = next(o for o in objects if o["kind"] == "ConfigMap"
+                          and o["metadata"]["name"] == ref["name"])  # fmt: skip
+            env.update(config["data"])
+        if ref := source.get("secretRef"):
+            secret = next(o for o in objects if o["kind"] == "Secret"
+                          and o["metadata"]["name"] == ref["name"])  # fmt: skip
+            env.update({k: base64.b64decode(v).decode() for k, v in secret["data"].items()})
+    return env
+
+
+def with_image(flags: list, image: str) -> list:
+    return [image if flag == "@IMAGE@" else flag for flag in flags]
+
+
+@pytest.fixture(scope="module")
+def release(engine, template_repo, tmp_path_factory) -> Iterator[dict]:
+    """The rendered project, its image built, PostgreSQL up, the manifests of RELEASE."""
+    workdir = tmp_path_factory.mktemp("kubernetes-pod")
+    project = render(template_repo, workdir / "my_site", deployment="kubernetes",
+                     proxy="load_balancer", database="postgres")  # fmt: skip
+    overlay = project / "deploy" / "kubernetes" / "overlays" / "production"
+    (overlay / "secret.env").write_text(
+        f"DJANGO_SECRET_KEY={SECRET_KEY}\n"
+        f"DATABASE_URL=postgres://{DB['POSTGRES_USER']}:{DB['POSTGRES_PASSWORD']}@db:5432/"
+        f"{DB['POSTGRES_DB']}\n"
+    )
+    printed = run(["bash", project / "deploy" / "kubernetes" / "deploy.sh", "production", RELEASE,
+                   "--print"], cwd=project,
+                  env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    objects = load_all(printed.stdout)
+
+    run_id = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex)[:8]
+    name = f"shipshape-{run_id}-k8s-pod"
+    images = base_images(project / "pyproject.toml", "load_balancer", "postgres")
+    image = f"{name}:{RELEASE}"
+    with steady_network(changing=True):
+        docker("build", "--pull=false", "--quiet", "--target", "web", "--build-arg",
+               f"PYTHON_IMAGE={images['PYTHON_IMAGE']}", "--tag", image, project,
+               timeout=900)  # fmt: skip
+        docker("network", "create", "--driver", "bridge", "--opt",
+               "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", name)  # fmt: skip
+        docker("run", "--detach", "--name", f"{name}-db", "--network", name,
+               "--network-alias", "db", *[a for k, v in DB.items() for a in ("--env", f"{k}={v}")],
+               images["POSTGRES_IMAGE"])  # fmt: skip
+    started: list[str] = [f"{name}-db"]
+    try:
+        deadline = time.monotonic() + 90
+        while docker("exec", f"{name}-db", "pg_isready", "--username", DB["POSTGRES_USER"],
+                     "--dbname", DB["POSTGRES_DB"], check=False).returncode != 0:  # fmt: skip
+            assert time.monotonic() < deadline, docker("logs", f"{name}-db").stderr[-2000:]
+            time.sleep(1)
+        yield {"name": name, "image": image, "objects": objects, "workdir": workdir,
+               "started": started, "project": project}  # fmt: skip
+    finally:
+        with steady_network(changing=True):
+            for container in started:
+                docker("rm", "--force", container, check=False)
+            docker("network", "rm", name, check=False)
+            docker("image", "rm", image, check=False)
+
+
+def workload(objects: list[dict], kind: str) -> tuple[dict, dict]:
+    obj = next(o for o in objects if o["kind"] == kind)
+    pod_spec = obj["spec"]["template"]["spec"]
+    return pod_spec, pod_spec["containers"][0]
+
+
+@pytest.fixture(scope="module")
+def pod(release) -> Pod:
+    """The migrations Job run to completion, then the Deployment's web container started."""
+    objects, workdir, name = release["objects"], release["workdir"], release["name"]
+    job_pod, job = workload(objects, "Job")
+    assert job_pod["restartPolicy"] == "Never"
+    flags = kubelet_flags(job_pod, job, container_env(objects, job), workdir / "job.env")
+    with steady_network(changing=True):
+        migrated = docker("run", "--rm", "--network", name,
+                          *with_image(flags, release["image"]), timeout=300, check=False)  # fmt: skip
+    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+    assert "Applying" in migrated.stdout
+
+    web_pod, web = workload(objects, "Deployment")
+    container_port = web["ports"][0]["containerPort"]
+    port = free_port()
+    flags = kubelet_flags(web_pod, web, container_env(objects, web), workdir / "web.env")
+    with steady_network(changing=True):
+        docker("run", "--detach", "--name", f"{name}-web", "--network", name,
+               "--publish", f"127.0.0.1:{port}:{container_port}",
+               *with_image(flags, release["image"]))  # fmt: skip
+    release["started"].append(f"{name}-web")
+    inspected = json.loads(docker("inspect", f"{name}-web").stdout)[0]
+    ip = inspected["NetworkSettings"]["Networks"][name]["IPAddress"]
+    started = Pod(f"{name}-web", ip, port, container_port, web)
+    # The startup probe, as declared: every periodSeconds, failureThreshold times.
+    startup = web["startupProbe"]
+    for _ in range(startup["failureThreshold"]):
+        try:
+            if probe(started, "startupProbe").status_code == 200:
+                return started
+        except httpx.TransportError:
+            pass
+        time.sleep(startup["periodSeconds"])
+    raise AssertionError(docker("logs", started.name).stderr[-3000:])
+
+
+def probe(pod: Pod, kind: str) -> httpx.Response:
+    """One run of a declared httpGet probe, with the Host the kubelet sends."""
+    declared = pod.spec[kind]["httpGet"]
+    assert declared["port"] == "http" and pod.spec["ports"][0]["name"] == "http"
+    return httpx.get(
+        f"http://127.0.0.1:{pod.port}{declared['path']}",
+        headers={"Host": f"{pod.ip}:{pod.container_port}"},
+        timeout=pod.spec[kind].get("timeoutSeconds", 1),
+    )
+
+
+def test_the_probes_pass_with_the_pod_ip_as_host(pod):
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        response = probe(pod, kind)
+        assert response.status_code == 200 and response.text == "ok\n"
+
+
+def test_any_other_path_with_the_pod_ip_as_host_is_refused(pod):
+    response = httpx.get(
+        f"http://127.0.0.1:{pod.port}/", headers={"Host": f"{pod.ip}:{pod.container_port}"}
+    )
+    assert response.status_code == 400
+
+
+def test_a_client_around_the_controller_cannot_pass_as_https(pod):
+    """The engine's network is outside lb_trusted_cidrs: its X-Forwarded-Proto is not believed."""
+    response = httpx.get(
+        f"http://127.0.0.1:{pod.port}/",
+        headers={"Host": "example.com", "X-Forwarded-Proto": "https"},
+    )
+    assert response.status_code == 301
+    assert response.headers["location"] == "https://example.com/"
+
+
+def test_the_pod_runs_unprivileged_on_a_read_only_root(pod):
+    identity = docker("exec", pod.name, "id", "-u").stdout.strip()
+    assert identity == "10001"
+    # media/ belongs to the pod's user in the image: only the read-only mount refuses.
+    refused = docker("exec", pod.name, "touch", "media/written", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+    status = docker("exec", pod.name, "grep", "^CapEff", "/proc/1/status").stdout
+    assert status.split()[1] == "0000000000000000"
+
+
+def test_the_placeholder_secret_stops_the_job_with_one_line(release):
+    """env.py validates the pod's environment at startup, exactly as on a server."""
+    objects, workdir = release["objects"], release["workdir"]
+    job_pod, job = workload(objects, "Job")
+    env = container_env(objects, job)
+    example = release["project"] / "deploy/kubernetes/overlays/production/secret.env.example"
+    placeholder = next(
+        line.split("=", 1)[1] for line in example.read_text().splitlines()
+        if line.startswith("DJANGO_SECRET_KEY=")
+    )  # fmt: skip
+    env["DJANGO_SECRET_KEY"] = placeholder
+    flags = kubelet_flags(job_pod, job, env, workdir / "placeholder.env")
+    with steady_network(changing=True):
+        refused = docker("run", "--rm", "--network", release["name"],
+                         *with_image(flags, release["image"]), timeout=300, check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "DJANGO_SECRET_KEY is still the placeholder from .env.example" in refused.stderr
