@@ -304,7 +304,9 @@ PYTHON_DOCKERFILE = """\
 FROM @BASE@
 COPY python/ /usr/local/
 COPY uv-cache/ /var/cache/uv-offline/
-RUN ldconfig && python3 --version
+# python:3.12-slim has no nginx: the base's (kept for the nginx image's layout) goes,
+# or preflight in the web container would test the config with Debian's 1.22.
+RUN ldconfig && python3 --version && rm /usr/sbin/nginx
 # uv resolves and installs from the cache filled on the host, never from an index.
 ENV LANG=C.UTF-8 UV_CACHE_DIR=/var/cache/uv-offline UV_OFFLINE=1
 CMD ["python3"]
@@ -489,3 +491,84 @@ def base_images(pyproject: Path, proxy: str, database: str) -> dict[str, str]:
     if database == "postgres":
         images["POSTGRES_IMAGE"] = postgres_image()
     return images
+
+
+# A fresh server that boots systemd ----------------------------------------------
+
+# Debian 12 as a cloud image has it, plus the proxy and what the runbook's commands
+# call (git, runuser, install, systemd-analyze, python3); uv is not packaged in
+# Debian 12, so the image carries the host's binary.
+SERVER_PACKAGES = ["systemd", "systemd-sysv", "dbus", "libpam-systemd", "ca-certificates",
+                   "python3", "git", "procps", "curl", "less"]  # fmt: skip
+SERVER_PROXY_PACKAGES = {"nginx": ["nginx"], "caddy": ["caddy"]}
+SERVER_DOCKERFILE = """\
+FROM @BASE@
+COPY uv uvx /usr/local/bin/
+COPY uv-cache/ /var/cache/uv-offline/
+# No console to log in on, and nothing to resize or mount in a container.
+RUN systemctl mask getty@tty1.service console-getty.service systemd-remount-fs.service \\
+        sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount \\
+    && uv --version
+# `uv sync` resolves and installs from the cache filled on the host, never from an
+# index: the one difference from a server that reaches PyPI.
+ENV LANG=C.UTF-8 UV_CACHE_DIR=/var/cache/uv-offline UV_OFFLINE=1 UV_PYTHON_DOWNLOADS=never
+STOPSIGNAL SIGRTMIN+3
+CMD ["/sbin/init"]
+"""
+# How a container boots systemd as PID 1 on this engine (cgroup v1): --privileged is
+# refused here (the VM's bounding set lacks CAP_SYS_RESOURCE). SYS_PTRACE, which a
+# real server's root has and docker's default set lacks: without it systemd cannot
+# set up PrivateUsers= under ProtectProc=invisible (it reads its own child's uid_map
+# through the hidepid /proc it mounted), and a unit with both fails with 217/USER.
+SYSTEMD_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--security-opt", "seccomp=unconfined",
+    "--security-opt", "apparmor=unconfined", "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+]  # fmt: skip
+
+
+def server_image(pyproject: Path, proxy: str) -> str:
+    """A fresh Debian 12 server with systemd, `proxy` and Python, able to `uv sync` offline.
+
+    Debian's own python3 (3.11) runs the project, as on a real Debian 12 server; the
+    host fills uv's cache with this pyproject.toml's dependencies for Python 3.11.
+    """
+    packages = [*SERVER_PACKAGES, *SERVER_PROXY_PACKAGES[proxy]]
+    command = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(packages), "bookworm"]
+    base = f"shipshape-test/server-{proxy}-base:{_key(*command)}"
+    with locked("images.lock"):
+        if not image_exists(base):
+            with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+                tarball = Path(scratch) / "rootfs.tar"
+                made = subprocess.run([*command, tarball], capture_output=True, text=True)
+                if made.returncode != 0:
+                    raise RuntimeError(f"mmdebstrap failed:\n{made.stderr[-4000:]}")
+                docker("import", "--change", "ENV container=docker", tarball, base)
+    uv = Path(sys.executable).parent / "uv"
+    python_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    python = python_root / "versions" / "3.11.7" / "bin" / "python3"
+
+    def fill(context: Path) -> None:
+        shutil.copy2(uv, context / "uv")
+        shutil.copy2(uv.parent / "uvx", context / "uvx")
+        work, cache = context / "project", context / "uv-cache"
+        work.mkdir()
+        shutil.copy2(pyproject, work / "pyproject.toml")
+        env = {**os.environ, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"}
+        for step in (["lock"], ["sync", "--no-dev", "--no-install-project"]):
+            made = subprocess.run([uv, *step, "--python", python], cwd=work, env=env,
+                                  capture_output=True, text=True)  # fmt: skip
+            if made.returncode != 0:
+                raise RuntimeError(f"uv {step[0]} for the server image failed:\n{made.stderr}")
+        shutil.rmtree(work)
+
+    tag = f"shipshape-test/server-{proxy}:{_key(base, SERVER_DOCKERFILE, _file_key(uv), pyproject.read_text())}"
+    with locked("images.lock"):
+        if image_exists(tag):
+            return tag
+        with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+            context = Path(scratch)
+            (context / "Dockerfile").write_text(SERVER_DOCKERFILE.replace("@BASE@", base))
+            fill(context)
+            build(context, tag)
+    return tag
