@@ -65,6 +65,7 @@ MAX_PATH = 200
 MAX_URL_PATH = 100
 
 LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+DNS_LABEL = re.compile(LABEL)
 HOSTNAME = re.compile(rf"({LABEL}\.)+[a-z]([a-z0-9-]{{0,61}}[a-z0-9])?")
 SLUG = re.compile(r"[a-z][a-z0-9_]*")
 URL_SEGMENT = r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*"
@@ -230,7 +231,9 @@ class Answers(BaseModel):
     proxy: Literal["nginx", "caddy", "load_balancer"]
     lb_trusted_cidrs: list[str]
     settings_layout: Literal["split", "single"]
-    deployment: Literal["systemd", "compose"]
+    deployment: Literal["systemd", "compose", "kubernetes"]
+    kubernetes_routing: Literal["gateway", "ingress-nginx", "traefik"] = "gateway"
+    kubernetes_controller_namespace: str = "gateway-system"
     database: Literal["sqlite", "postgres"]
     django_version: Literal["5.2", "6.1"]
     hsts_seconds: int
@@ -252,15 +255,16 @@ class Answers(BaseModel):
     @field_validator(
         "project_name", "project_slug", "domain", "admin_path", "health_path",
         "existing_settings_module", "app_dir", "tls_cert", "tls_key", "gunicorn_bind",
-        mode="before",
+        "kubernetes_controller_namespace", mode="before",
     )  # fmt: skip
     @classmethod
     def _text(cls, value: Any) -> str:
         return as_text(value)
 
     @field_validator(
-        "proxy", "settings_layout", "deployment", "database", "django_version", mode="before"
-    )
+        "proxy", "settings_layout", "deployment", "kubernetes_routing", "database",
+        "django_version", mode="before",
+    )  # fmt: skip
     @classmethod
     def _choice(cls, value: Any, info: ValidationInfo) -> str:
         choices = cls.model_fields[info.field_name].annotation.__args__
@@ -358,6 +362,49 @@ class Answers(BaseModel):
                     "load balancer connects from, e.g. 10.0.0.0/8"
                 )
         return [str(ipaddress.ip_network(cidr)) for cidr in value]
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment(cls, value: str, info: ValidationInfo) -> str:
+        if value == "kubernetes" and info.data.get("proxy", "load_balancer") != "load_balancer":
+            raise refuse(
+                "kubernetes puts the cluster's Gateway or Ingress controller in front of "
+                "gunicorn, terminating TLS as a load balancer does; answer proxy=load_balancer "
+                "(lb_trusted_cidrs: the controller pods' network)"
+            )
+        return value
+
+    @field_validator("kubernetes_routing")
+    @classmethod
+    def _kubernetes_routing(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("deployment", "kubernetes") != "kubernetes":
+            if "kubernetes_routing" in given(info):
+                raise refuse("applies only to deployment=kubernetes; drop it")
+        return value
+
+    @field_validator("kubernetes_controller_namespace")
+    @classmethod
+    def _kubernetes_controller_namespace(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("deployment", "kubernetes") != "kubernetes":
+            if "kubernetes_controller_namespace" in given(info):
+                raise refuse("applies only to deployment=kubernetes; drop it")
+            return value
+        if not DNS_LABEL.fullmatch(value):
+            raise refuse(
+                f"'{value}' is not a Kubernetes namespace name; use at most 63 lowercase "
+                "letters, digits and inner hyphens, e.g. gateway-system"
+            )
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str, info: ValidationInfo) -> str:
+        if value == "sqlite" and info.data.get("deployment") == "kubernetes":
+            raise refuse(
+                "kubernetes runs several pods, which cannot share one SQLite file; "
+                "answer database=postgres"
+            )
+        return value
 
     @field_validator("hsts_seconds")
     @classmethod
@@ -501,6 +548,14 @@ class Answers(BaseModel):
     @classmethod
     def _gunicorn_bind(cls, value: str, info: ValidationInfo) -> str:
         example = "e.g. 127.0.0.1:8000"
+        wildcard = re.fullmatch(r"(0\.0\.0\.0|\[::\]):([1-9][0-9]{3,4})", value)
+        if info.data.get("deployment") == "kubernetes" and not (
+            wildcard and 1024 <= int(wildcard[2]) < 65536
+        ):
+            raise refuse(
+                f"'{value}': the Service and the kubelet's probes reach the pod on its own "
+                "address, and the pod runs unprivileged; give 0.0.0.0:8000 (any port from 1024)"
+            )
         if value.startswith("unix:"):
             path = value[5:]
             if not is_file_path(path):
@@ -571,6 +626,16 @@ class Answers(BaseModel):
     @cached_property
     def gunicorn_port(self) -> str:
         return "" if self.gunicorn_socket else self.gunicorn_bind.rpartition(":")[2]
+
+    @cached_property
+    def kubernetes_name(self) -> str:
+        """The project's name in Kubernetes objects and labels (DNS-1123: no underscore)."""
+        return self.project_slug.replace("_", "-")
+
+    @cached_property
+    def staging_hosts(self) -> list[str]:
+        """The public hostname of the staging overlay (Kubernetes)."""
+        return [f"staging.{self.domain}"]
 
     @cached_property
     def settings_module(self) -> str:
@@ -645,7 +710,7 @@ class Answers(BaseModel):
             "hosts", "https_port_suffix", "gunicorn_socket", "gunicorn_host", "gunicorn_port",
             "settings_module", "redirects_to_https_port", "security_middleware",
             "production_requirements", "proxy_serves_static", "proxy_name", "proxy_user",
-            "silenced_checks",
+            "silenced_checks", "kubernetes_name", "staging_hosts",
         )  # fmt: skip
         return {name: getattr(self, name) for name in names}
 

@@ -26,6 +26,8 @@ DEFAULTS = {
     "lb_trusted_cidrs": ["10.0.0.0/8"],
     "settings_layout": "split",
     "deployment": "systemd",
+    "kubernetes_routing": "gateway",
+    "kubernetes_controller_namespace": "gateway-system",
     "database": "sqlite",
     "django_version": "5.2",
     "hsts_seconds": 31536000,
@@ -68,7 +70,11 @@ def test_the_defaults_are_accepted():
 
 def test_defaults_are_copiers_defaults(rendered):
     recorded = yaml.safe_load((rendered() / ".copier-answers.yml").read_text())
-    hidden = {"lb_trusted_cidrs", "existing_settings_module"}  # `when` is false by default
+    # `when` is false by default
+    hidden = {
+        "lb_trusted_cidrs", "existing_settings_module", "kubernetes_routing",
+        "kubernetes_controller_namespace",
+    }  # fmt: skip
     assert {k: v for k, v in recorded.items() if not k.startswith("_")} == {
         k: v for k, v in DEFAULTS.items() if k not in hidden
     }
@@ -165,6 +171,11 @@ def test_answers_are_normalised_once(changes, normalised):
     assert {name: dumped[name] for name in normalised} == normalised
 
 
+K8S = {
+    "deployment": "kubernetes", "proxy": "load_balancer", "database": "postgres",
+    "gunicorn_bind": "0.0.0.0:8000",
+}  # fmt: skip
+
 REFUSED = [
     ({"project_name": " "}, "project_name: give the project a name"),
     ({"project_name": "My\nSite"}, "project_name: 'My\\nSite' contains a control character"),
@@ -245,6 +256,19 @@ REFUSED = [
     ({"deployment": "compose", "gunicorn_bind": "127.0.0.1:8000"}, "gunicorn_bind: the proxy container cannot reach gunicorn on loopback"),
     ({"proxy": "load_balancer"}, "gunicorn_bind: a load balancer on another host cannot reach a unix socket"),
     ({"proxy": "load_balancer", "gunicorn_bind": "127.0.0.1:8000"}, "gunicorn_bind: a load balancer on another host cannot reach loopback"),
+    # Kubernetes: the cluster's controller is the load balancer, PostgreSQL the database.
+    ({"deployment": "kubernetes", "database": "postgres", "gunicorn_bind": "0.0.0.0:8000"}, "deployment: kubernetes puts the cluster's Gateway or Ingress controller in front of gunicorn, terminating TLS as a load balancer does; answer proxy=load_balancer"),
+    ({**K8S, "database": "sqlite"}, "database: kubernetes runs several pods, which cannot share one SQLite file; answer database=postgres"),
+    ({**K8S, "gunicorn_bind": "unix:/run/my_site/gunicorn.sock"}, "gunicorn_bind: 'unix:/run/my_site/gunicorn.sock': the Service and the kubelet's probes reach the pod on its own address"),
+    ({**K8S, "gunicorn_bind": "127.0.0.1:8000"}, "gunicorn_bind: '127.0.0.1:8000': the Service and the kubelet's probes"),
+    ({**K8S, "gunicorn_bind": "10.1.2.3:8000"}, "gunicorn_bind: '10.1.2.3:8000': the Service"),
+    ({**K8S, "gunicorn_bind": "0.0.0.0:80"}, "gunicorn_bind: '0.0.0.0:80': the Service and the kubelet's probes reach the pod on its own address, and the pod runs unprivileged; give 0.0.0.0:8000 (any port from 1024)"),
+    ({**K8S, "gunicorn_bind": "0.0.0.0:1023"}, "gunicorn_bind: '0.0.0.0:1023'"),
+    ({**K8S, "kubernetes_routing": "istio"}, "kubernetes_routing: 'istio' is not one of the choices; answer one of gateway, ingress-nginx, traefik"),
+    ({**K8S, "kubernetes_controller_namespace": "Ingress_NGINX"}, "kubernetes_controller_namespace: 'Ingress_NGINX' is not a Kubernetes namespace name"),
+    ({**K8S, "kubernetes_controller_namespace": "a" * 64}, "kubernetes_controller_namespace: '" + "a" * 64 + "' is not a Kubernetes namespace name"),
+    ({"kubernetes_routing": "traefik"}, "kubernetes_routing: applies only to deployment=kubernetes; drop it"),
+    ({"kubernetes_controller_namespace": "traefik"}, "kubernetes_controller_namespace: applies only to deployment=kubernetes; drop it"),
 ]  # fmt: skip
 
 
@@ -335,3 +359,19 @@ def test_every_package_a_project_installs_is_reserved(project_python):
         ).stdout.split()
         public = {name for name in listed if name.isidentifier() and not name.startswith("_")}
         assert public - answers.RESERVED_NAMES == set(), series
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [K8S, {**K8S, "gunicorn_bind": "[::]:8080"}, {**K8S, "kubernetes_routing": "traefik",
+     "kubernetes_controller_namespace": "traefik-v3"}],
+    ids=["defaults", "ipv6-wildcard", "traefik"],
+)  # fmt: skip
+def test_kubernetes_is_accepted_behind_its_controller(changes):
+    assert problems(**changes) == []
+
+
+def test_kubernetes_names_drop_the_underscore_and_staging_has_its_own_host():
+    computed = model(**K8S, project_slug="shop_front", domain="shop.example.org").computed()
+    assert computed["kubernetes_name"] == "shop-front"
+    assert computed["staging_hosts"] == ["staging.shop.example.org"]
