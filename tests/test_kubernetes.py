@@ -209,6 +209,21 @@ def test_the_secret_example_holds_no_usable_key(releases):
     assert "overlays/*/secret.env" in ignored.splitlines()
 
 
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_the_rendered_files_read_as_written_by_hand(rendered, combination):
+    project = rendered(**COMBINATIONS[combination])
+    files = [p for p in (project / "deploy" / "kubernetes").rglob("*") if p.is_file()]
+    files.append(project / "RUNBOOK.md")
+    for path in files:
+        text = path.read_text()
+        assert "{{" not in text and "{%" not in text, path
+        assert "\n\n\n" not in text and text.endswith("\n") and not text.endswith("\n\n"), path
+        assert not any(line != line.rstrip() for line in text.splitlines()), path
+    assert os.access(project / "deploy" / "kubernetes" / "deploy.sh", os.X_OK)
+    syntax = run(["bash", "-n", project / "deploy" / "kubernetes" / "deploy.sh"], cwd=project)
+    assert syntax.returncode == 0, syntax.stderr
+
+
 # -- schemas ------------------------------------------------------------------------
 
 
