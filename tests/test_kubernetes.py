@@ -142,6 +142,23 @@ def test_a_release_names_its_image_tag_and_its_migrations_job(releases, combinat
         }
 
 
+@pytest.mark.parametrize("combination", COMBINATIONS)
+def test_deploy_sh_applies_every_object_in_exactly_one_of_its_three_steps(releases, combination):
+    """deploy.sh selects by app.kubernetes.io/component: none (configuration), migrate, web."""
+    for overlay in OVERLAYS:
+        steps: dict[str | None, set[str]] = {}
+        for obj in releases[combination]["manifests"][overlay]:
+            component = obj["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            steps.setdefault(component, set()).add(obj["kind"])
+        routes = {"HTTPRoute"} if "HTTPRoute" in steps["web"] else {"Ingress"}
+        assert steps == {
+            None: {"Namespace", "ConfigMap", "Secret"},
+            "migrate": {"Job"},
+            "web": {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget",
+                    "HorizontalPodAutoscaler", *routes},
+        }  # fmt: skip
+
+
 def test_each_overlay_serves_its_own_hosts_and_allowed_hosts_never_hold_a_wildcard(releases):
     objects = releases["gateway-split"]["manifests"]
     for overlay, hosts in (("production", "example.com,www.example.com"),
