@@ -27,8 +27,9 @@ from copier_template_extensions import ContextHook
 from jinja2 import pass_context
 
 
-def _load_answers_module(file: str = "answers.py", name: str = "django_shipshape_answers"):
-    """answers.py, by path: the template folder is not on sys.path, and must not be."""
+def _load_sibling(file: str, name: str):
+    """A module beside this file, by path: the template folder is not on sys.path, and
+    must not be."""
     if name not in sys.modules:
         spec = spec_from_file_location(name, Path(__file__).with_name(file))
         module = module_from_spec(spec)
@@ -37,10 +38,10 @@ def _load_answers_module(file: str = "answers.py", name: str = "django_shipshape
     return sys.modules[name]
 
 
-answers = _load_answers_module()
-# Update-time logic (issue 12): a switch of answers that would delete files the team
-# changed is refused at the last checkpoint, below. See updates.py.
-updates = _load_answers_module("updates.py", "django_shipshape_updates")
+answers = _load_sibling("answers.py", "django_shipshape_answers")
+# An update that switches answers in a way that would delete files the team changed is
+# refused at the last checkpoint, below.
+updates = _load_sibling("updates.py", "django_shipshape_updates")
 
 # Questions whose answer copier parses as YAML (`type: yaml` in copier.yml).
 YAML_QUESTIONS = ("extra_hosts", "lb_trusted_cidrs")
