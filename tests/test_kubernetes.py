@@ -447,6 +447,8 @@ def checkov() -> Path:
 
 
 def test_checkov_fails_no_check_and_skips_only_with_a_reason(releases, checkov, tmp_path):
+    """One scan: every release as rendered, and one with its skip annotations removed, which
+    must fail exactly the skipped checks (a skip that hides nothing is no reason)."""
     for name, release in releases.items():
         for overlay in OVERLAYS:
             text = yaml.safe_dump_all(release["manifests"][overlay])
@@ -454,21 +456,21 @@ def test_checkov_fails_no_check_and_skips_only_with_a_reason(releases, checkov, 
         example = release["folder"] / "gateway.example.yaml"
         if example.exists():
             shutil.copy(example, tmp_path / f"{name}-gateway.yaml")
+    unskipped = copy.deepcopy(releases["gateway-split"]["manifests"]["production"])
+    for obj in unskipped:
+        obj["metadata"].pop("annotations", None)
+    (tmp_path / "unskipped.yaml").write_text(yaml.safe_dump_all(unskipped))
     scan = run(
         [checkov, "--skip-download", "--framework", "kubernetes", "--directory", tmp_path,
          "--output", "json", "--compact"],
         cwd=tmp_path, timeout=600,
     )  # fmt: skip
-    report = json.loads(scan.stdout)
-    summary = report["summary"]
-    failed = [
-        f"{c['check_id']} {c['resource']} {c['file_path']}"
-        for c in report["results"]["failed_checks"]
-    ]
-    assert failed == [] and summary["failed"] == 0
-    assert summary["passed"] > 100
-    # The skips the manifests declare, each with a reason.
-    skipped = {(c["check_id"], c["check_result"].get("suppress_comment", "")) for c in
-               report["results"]["skipped_checks"]}  # fmt: skip
+    results = json.loads(scan.stdout)["results"]
+    failed = {(c["check_id"], c["file_path"].lstrip("/")) for c in results["failed_checks"]}
+    assert {file for _, file in failed} == {"unskipped.yaml"}, failed
+    assert len(results["passed_checks"]) > 100
+    skipped = {(c["check_id"], c["check_result"].get("suppress_comment", ""))
+               for c in results["skipped_checks"]}  # fmt: skip
+    assert {check for check, _ in skipped} == {check for check, _ in failed}
     assert {check for check, _ in skipped} == {"CKV_K8S_43", "CKV_K8S_35"}
     assert all(len(reason) > 20 for _, reason in skipped)
