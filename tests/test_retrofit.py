@@ -668,3 +668,18 @@ def test_a_retrofit_that_would_miss_the_project_is_refused_in_one_line(
     assert refusal in result.stderr
     assert "Traceback" not in result.stderr
     assert tree(project) == before
+
+
+@LAYOUT_NAMES
+def test_the_deploy_files_start_the_projects_own_wsgi_module(layouts, name):
+    state = layouts(name)
+    project, package = state["project"], state["layout"].package
+    unit = (project / f"deploy/systemd/{package}.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    module = exec_start.split()[-1]
+    assert module == f"{package}.wsgi"
+    assert (project / package / "wsgi.py").read_bytes() == state["before"][f"{package}/wsgi.py"]
+    loaded = run([state["python"], "-c", f"import {module}; print(type({module}.application).__name__)"],
+                 cwd=project, env={"DJANGO_SETTINGS_MODULE": overlay_module(package)})  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "WSGIHandler"
