@@ -20,12 +20,30 @@ into a virtualenv of its own, built once per machine.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import textwrap
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import trustme
+
+from .support.binaries import DEBIAN_CADDY
 from .support.git import new_repo
-from .support.processes import run
+from .support.ports import accepts_connections, free_port
+from .support.processes import ServerFailed, clean_env, run, wait_until
+from .support.rendering import render
+from .support.stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    PREPARE,
+    Certificates,
+    Stack,
+    serves_home_page,
+    start_front,
+    start_gunicorn,
+)
 from .support.venvs import cached_venv, find_python
 
 # Every layout's apps, middleware and templates start from startproject's.
@@ -103,6 +121,7 @@ from django.urls import path
 from {app}.views import index
 
 urlpatterns = [
+    path("", index),
     path("admin/", admin.site.urls),
     path("{app}/", index),
 ]
@@ -516,15 +535,16 @@ LAYOUTS = {
 }
 
 
-def build(layout: Layout, python: Path, parent: Path) -> Path:
-    """The layout as its team has it: a git repository with one commit."""
+def build(layout: Layout, python: Path, parent: Path, folder: str = "") -> Path:
+    """The layout as its team has it, in parent/folder: a git repository with one commit."""
     parent.mkdir(parents=True, exist_ok=True)
+    project = parent / (folder or layout.name)
     if layout.name == "startproject":
-        result = run([python, "-m", "django", "startproject", layout.package], cwd=parent)
+        project.mkdir()
+        result = run([python, "-m", "django", "startproject", layout.package, "."], cwd=project)
         assert result.returncode == 0, result.stderr
-        project = parent / layout.package
     else:
-        project = parent / layout.name
+        project.mkdir()
     for name, text in layout.files.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(textwrap.dedent(text))
@@ -543,3 +563,47 @@ def layouts_python(project_python: Path) -> Path:
 def own_tests(layout: Layout, python: Path, project: Path):
     """Run the project's own tests the way its team does."""
     return run([python, *layout.tests], cwd=project)
+
+
+def serve_retrofitted(
+    cleanup: ExitStack, layout: Layout, *, python: Path, template: Path, workdir: Path,
+    ca: trustme.CA, proxy: str = "nginx",
+) -> Stack:  # fmt: skip
+    """A layout retrofitted with every default detection gives, served as deploy/ says.
+
+    As tests/support/stack.py's start_stack, on the existing project: gunicorn with the
+    rendered deploy/gunicorn.conf.py and the rendered proxy config in front, over TLS.
+    """
+    project = build(layout, python, workdir, folder=layout.package)
+    run_dir = Path(tempfile.mkdtemp(prefix="shipshape-run-"))
+    cleanup.callback(shutil.rmtree, run_dir, ignore_errors=True)
+    run_dir.chmod(0o755)
+    http_port, https_port = free_port(), free_port()
+    hosts = ["example.com", "www.example.com"]
+    certificates = Certificates.issue(ca, hosts, workdir / "tls")
+    answers = {"retrofit": True, "proxy": proxy, "app_dir": str(project),
+               "http_port": http_port, "https_port": https_port,
+               "gunicorn_bind": f"unix:{run_dir}/gunicorn.sock",
+               "tls_cert": str(certificates.cert_path), "tls_key": str(certificates.key_path)}  # fmt: skip
+    render(template, project, **answers)
+    answers["project_slug"] = layout.package
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE=f"{layout.package}.settings_production", WEB_CONCURRENCY="2",
+        DATABASE_URL=f"sqlite:///{workdir / 'served.sqlite3'}",
+    )  # fmt: skip
+    stack = Stack(proxy, answers, project, hosts, http_port, https_port, certificates, env,
+                  str(run_dir / "gunicorn.sock"), python)  # fmt: skip
+    prepared = run([python, "-c", PREPARE.format(username=ADMIN_USERNAME)], cwd=project,
+                   env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})  # fmt: skip
+    if prepared.returncode != 0:
+        raise ServerFailed(f"preparing {project} failed:\n{prepared.stdout}\n{prepared.stderr}")
+    (workdir / "logs").mkdir()
+    gunicorn = start_gunicorn(stack, workdir / "logs" / "gunicorn.log")
+    cleanup.callback(gunicorn.stop)
+    stack.processes.append(gunicorn)
+    wait_until(lambda: accepts_connections(stack.gunicorn_address), [gunicorn], "gunicorn")
+    front = start_front(stack, workdir, DEBIAN_CADDY)
+    cleanup.callback(front.stop)
+    stack.processes.append(front)
+    wait_until(lambda: serves_home_page(stack), stack.processes, "the home page")
+    return stack

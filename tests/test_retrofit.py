@@ -14,13 +14,23 @@ import shutil
 import stat
 import sys
 import textwrap
+from contextlib import ExitStack
 from pathlib import Path
 
 import pexpect
 import pytest
+import trustme
 import yaml
 
-from .retrofit_layouts import LAYOUTS, build, layouts_python, manage_py, own_tests
+from .retrofit_layouts import (
+    LAYOUTS,
+    build,
+    layouts_python,
+    manage_py,
+    own_tests,
+    serve_retrofitted,
+)
+from .support.client import Client, cookie_header, log_in_to_admin
 from .support.git import commit_all, git, listed_files, new_repo, release
 from .support.processes import run
 from .support.project import check_deploy, edit, recorded_answers, setting, tree, write_files
@@ -683,3 +693,26 @@ def test_the_deploy_files_start_the_projects_own_wsgi_module(layouts, name):
                  cwd=project, env={"DJANGO_SETTINGS_MODULE": overlay_module(package)})  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "WSGIHandler"
+
+
+@pytest.mark.xdist_group("retrofit-served")
+def test_a_retrofitted_settings_package_serves_an_admin_login_through_nginx(
+    retrofit_releases, layout_python, tmp_path
+):
+    """config/settings with django-environ, retrofitted with nothing but retrofit=true."""
+    with ExitStack() as cleanup:
+        stack = serve_retrofitted(cleanup, LAYOUTS["environ"], python=layout_python,
+                                  template=retrofit_releases, workdir=tmp_path, ca=trustme.CA())  # fmt: skip
+        client = Client(stack.ca_path, stack.http_port, stack.https_port)
+        home = client.get("/", host=stack.domain)
+        assert home.status_code == 200, stack.logs()
+        assert home.json() == {"engine": "django.db.backends.sqlite3", "atomic": True}
+        assert "max-age=31536000" in home.headers["strict-transport-security"]
+        form, response = log_in_to_admin(client, stack, stack.origin())
+        assert response.status_code == 302, response.text[:2000]
+        index = client.get("/admin/", host=stack.domain,
+                           headers={"Cookie": cookie_header(form, response)})  # fmt: skip
+        assert index.status_code == 200
+        assert f"<strong>{stack.admin_username}</strong>" in index.text
+        css = client.get("/static/admin/css/base.css", host=stack.domain)
+        assert css.status_code == 200
