@@ -15,6 +15,7 @@ Then the probes run as declared, on the named port with the Host the kubelet sen
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import sys
@@ -26,12 +27,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
-from ..support.containers import base_images, docker, steady_network
+from ..support.client import Client, log_in_to_admin
+from ..support.containers import base_images, docker, nginx_image, steady_network
 from ..support.kubernetes import load_all
 from ..support.ports import free_port
 from ..support.processes import run
 from ..support.rendering import render
+from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Certificates
 
 pytestmark = pytest.mark.xdist_group("kubernetes-pod")
 
@@ -99,44 +103,63 @@ def with_image(flags: list, image: str) -> list:
 
 @pytest.fixture(scope="module")
 def release(engine, template_repo, tmp_path_factory) -> Iterator[dict]:
-    """The rendered project, its image built, PostgreSQL up, the manifests of RELEASE."""
-    workdir = tmp_path_factory.mktemp("kubernetes-pod")
-    project = render(template_repo, workdir / "my_site", deployment="kubernetes",
-                     proxy="load_balancer", database="postgres")  # fmt: skip
-    overlay = project / "deploy" / "kubernetes" / "overlays" / "production"
-    (overlay / "secret.env").write_text(
-        f"DJANGO_SECRET_KEY={SECRET_KEY}\n"
-        f"DATABASE_URL=postgres://{DB['POSTGRES_USER']}:{DB['POSTGRES_PASSWORD']}@db:5432/"
-        f"{DB['POSTGRES_DB']}\n"
-    )
-    printed = run(["bash", project / "deploy" / "kubernetes" / "deploy.sh", "production", RELEASE,
-                   "--print"], cwd=project,
-                  env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
-    assert printed.returncode == 0, printed.stderr
-    objects = load_all(printed.stdout)
+    """The rendered project, its image built, PostgreSQL up, the manifests of RELEASE.
 
+    The project network's subnet is fixed first, so that the ingress-nginx stand-in gets
+    an address of its own, which the project trusts (lb_trusted_cidrs) and nothing else
+    on the network has.
+    """
+    workdir = tmp_path_factory.mktemp("kubernetes-pod")
     run_id = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex)[:8]
     name = f"shipshape-{run_id}-k8s-pod"
-    images = base_images(project / "pyproject.toml", "load_balancer", "postgres")
     image = f"{name}:{RELEASE}"
-    with steady_network(changing=True):
-        docker("build", "--pull=false", "--quiet", "--target", "web", "--build-arg",
-               f"PYTHON_IMAGE={images['PYTHON_IMAGE']}", "--tag", image, project,
-               timeout=900)  # fmt: skip
-        docker("network", "create", "--driver", "bridge", "--opt",
-               "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", name)  # fmt: skip
-        docker("run", "--detach", "--name", f"{name}-db", "--network", name,
-               "--network-alias", "db", *[a for k, v in DB.items() for a in ("--env", f"{k}={v}")],
-               images["POSTGRES_IMAGE"])  # fmt: skip
-    started: list[str] = [f"{name}-db"]
+    started: list[str] = []
     try:
+        with steady_network(changing=True):
+            docker("network", "create", "--driver", "bridge", "--opt",
+                   "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", name)  # fmt: skip
+            subnet = json.loads(docker("network", "inspect", name).stdout)[0]["IPAM"]["Config"][0]
+            docker("network", "rm", name)
+            docker("network", "create", "--driver", "bridge", "--subnet", subnet["Subnet"],
+                   "--opt", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", name)  # fmt: skip
+        front_ip = str(ipaddress.ip_network(subnet["Subnet"])[200])
+        http_port, https_port = free_port(), free_port()
+        answers = {
+            "deployment": "kubernetes", "proxy": "load_balancer", "database": "postgres",
+            "kubernetes_routing": "ingress-nginx", "lb_trusted_cidrs": [f"{front_ip}/32"],
+            "http_port": http_port, "https_port": https_port,
+        }  # fmt: skip
+        project = render(template_repo, workdir / "my_site", **answers)
+        overlay = project / "deploy" / "kubernetes" / "overlays" / "production"
+        (overlay / "secret.env").write_text(
+            f"DJANGO_SECRET_KEY={SECRET_KEY}\n"
+            f"DATABASE_URL=postgres://{DB['POSTGRES_USER']}:{DB['POSTGRES_PASSWORD']}@db:5432/"
+            f"{DB['POSTGRES_DB']}\n"
+        )
+        printed = run(["bash", overlay.parent.parent / "deploy.sh", "production", RELEASE,
+                       "--print"], cwd=project,
+                      env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})  # fmt: skip
+        assert printed.returncode == 0, printed.stderr
+        objects = load_all(printed.stdout)
+
+        images = base_images(project / "pyproject.toml", "load_balancer", "postgres")
+        with steady_network(changing=True):
+            docker("build", "--pull=false", "--quiet", "--target", "web", "--build-arg",
+                   f"PYTHON_IMAGE={images['PYTHON_IMAGE']}", "--tag", image, project,
+                   timeout=900)  # fmt: skip
+            started.append(f"{name}-db")
+            docker("run", "--detach", "--name", f"{name}-db", "--network", name,
+                   "--network-alias", "db",
+                   *[a for k, v in DB.items() for a in ("--env", f"{k}={v}")],
+                   images["POSTGRES_IMAGE"])  # fmt: skip
         deadline = time.monotonic() + 90
         while docker("exec", f"{name}-db", "pg_isready", "--username", DB["POSTGRES_USER"],
                      "--dbname", DB["POSTGRES_DB"], check=False).returncode != 0:  # fmt: skip
             assert time.monotonic() < deadline, docker("logs", f"{name}-db").stderr[-2000:]
             time.sleep(1)
         yield {"name": name, "image": image, "objects": objects, "workdir": workdir,
-               "started": started, "project": project}  # fmt: skip
+               "started": started, "project": project, "front_ip": front_ip,
+               "http_port": http_port, "https_port": https_port}  # fmt: skip
     finally:
         with steady_network(changing=True):
             for container in started:
@@ -163,6 +186,26 @@ def pod(release) -> Pod:
                           *with_image(flags, release["image"]), timeout=300, check=False)  # fmt: skip
     assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
     assert "Applying" in migrated.stdout
+    # The operator's account for the admin login through the front, made like a one-off Job.
+    admin = {
+        **job,
+        "command": [
+            "python",
+            "manage.py",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            ADMIN_USERNAME,
+            "--email",
+            "admin@example.com",
+        ],
+    }
+    env = {**container_env(objects, job), "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}
+    flags = kubelet_flags(job_pod, admin, env, workdir / "admin.env")
+    with steady_network(changing=True):
+        made = docker("run", "--rm", "--network", name, *with_image(flags, release["image"]),
+                      timeout=300, check=False)  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
 
     web_pod, web = workload(objects, "Deployment")
     container_port = web["ports"][0]["containerPort"]
@@ -212,14 +255,15 @@ def test_any_other_path_with_the_pod_ip_as_host_is_refused(pod):
     assert response.status_code == 400
 
 
-def test_a_client_around_the_controller_cannot_pass_as_https(pod):
-    """The engine's network is outside lb_trusted_cidrs: its X-Forwarded-Proto is not believed."""
+def test_a_client_around_the_controller_cannot_pass_as_https(release, pod):
+    """Only the ingress's address is in lb_trusted_cidrs: a client reaching gunicorn from
+    anywhere else (here the engine's gateway) is not believed when it claims HTTPS."""
     response = httpx.get(
         f"http://127.0.0.1:{pod.port}/",
         headers={"Host": "example.com", "X-Forwarded-Proto": "https"},
     )
     assert response.status_code == 301
-    assert response.headers["location"] == "https://example.com/"
+    assert response.headers["location"] == f"https://example.com:{release['https_port']}/"
 
 
 def test_the_pod_runs_unprivileged_on_a_read_only_root(pod):
@@ -249,3 +293,139 @@ def test_the_placeholder_secret_stops_the_job_with_one_line(release):
                          *with_image(flags, release["image"]), timeout=300, check=False)  # fmt: skip
     assert refused.returncode != 0
     assert "DJANGO_SECRET_KEY is still the placeholder from .env.example" in refused.stderr
+
+
+# -- ingress-nginx in front -----------------------------------------------------------
+
+# The server blocks ingress-nginx writes for the rendered Ingress with its defaults
+# (use-forwarded-headers "false", force-ssl-redirect on): the catch-all server answers
+# unknown hosts from its default backend (404); the Ingress's hosts share one server
+# each, redirect plain HTTP with 308, pass the browser's Host, and overwrite every
+# X-Forwarded-* header with what nginx itself saw.
+INGRESS_NGINX_CONF = """\
+upstream upstream_balancer {
+    server @POD@;
+    keepalive 320;
+}
+server {
+    listen 80 default_server;
+    listen 443 ssl default_server;
+    ssl_certificate /etc/nginx/tls/fullchain.pem;
+    ssl_certificate_key /etc/nginx/tls/privkey.pem;
+    return 404;
+}
+server {
+    listen 80;
+    listen 443 ssl;
+    server_name @HOSTS@;
+    ssl_certificate /etc/nginx/tls/fullchain.pem;
+    ssl_certificate_key /etc/nginx/tls/privkey.pem;
+    if ($scheme = http) {
+        return 308 https://$host:@HTTPS_PORT@$request_uri;
+    }
+    location / {
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Request-ID $request_id;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Port $server_port;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Scheme $scheme;
+        proxy_set_header X-Scheme $scheme;
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_pass http://upstream_balancer;
+    }
+}
+"""
+
+
+@dataclass
+class Front:
+    client: Client
+    hosts: list[str]
+    https_port: int
+    answers: dict
+    admin_username: str = ADMIN_USERNAME
+    admin_password: str = ADMIN_PASSWORD
+
+    @property
+    def domain(self) -> str:
+        return self.hosts[0]
+
+    def origin(self) -> str:
+        return f"https://{self.domain}:{self.https_port}"
+
+
+@pytest.fixture(scope="module")
+def front(release, pod, tmp_path_factory) -> Front:
+    """nginx as ingress-nginx configures itself for the rendered Ingress, at the address
+    the project trusts, connecting to the pod's IP as ingress-nginx does."""
+    ingress = next(o for o in release["objects"] if o["kind"] == "Ingress")
+    hosts = [rule["host"] for rule in ingress["spec"]["rules"]]
+    folder = tmp_path_factory.mktemp("ingress-nginx")
+    ca = trustme.CA(organization_name="django-shipshape kubernetes tests")
+    certificates = Certificates.issue(ca, hosts, folder / "tls")
+    (folder / "conf.d").mkdir()
+    (folder / "conf.d" / "ingress.conf").write_text(
+        INGRESS_NGINX_CONF.replace("@POD@", f"{pod.ip}:{pod.container_port}")
+        .replace("@HOSTS@", " ".join(hosts))
+        .replace("@HTTPS_PORT@", str(release["https_port"]))
+    )
+    name = f"{release['name']}-ingress"
+    with steady_network(changing=True):
+        release["started"].append(name)
+        docker("run", "--detach", "--name", name, "--network", release["name"],
+               "--ip", release["front_ip"],
+               "--publish", f"127.0.0.1:{release['http_port']}:80",
+               "--publish", f"127.0.0.1:{release['https_port']}:443",
+               "--volume", f"{folder / 'conf.d'}:/etc/nginx/conf.d:ro",
+               "--volume", f"{folder / 'tls'}:/etc/nginx/tls:ro", nginx_image())  # fmt: skip
+    client = Client(certificates.ca_path, release["http_port"], release["https_port"], timeout=10)
+    answers = {"admin_path": "admin/"}
+    served = Front(client, hosts, release["https_port"], answers)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if client.get("/", host=hosts[0]).status_code == 200:
+                return served
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, docker("logs", name).stderr[-3000:]
+        time.sleep(0.5)
+
+
+def test_every_host_is_served_through_the_ingress(front):
+    for host in front.hosts:
+        response = front.client.get("/", host=host)
+        assert response.status_code == 200
+        assert "strict-transport-security" in response.headers
+
+
+def test_plain_http_is_redirected_by_the_ingress(front):
+    response = front.client.get("/", host=front.domain, scheme="http")
+    assert response.status_code == 308
+    assert response.headers["location"] == f"{front.origin()}/"
+
+
+def test_a_forged_host_never_reaches_django_through_the_ingress(front):
+    response = front.client.get("/", host=front.domain, host_header="evil.example.org")
+    assert response.status_code == 404 and "Django" not in response.text
+
+
+def test_forged_forwarded_headers_change_nothing_through_the_ingress(front):
+    baseline = front.client.get("/", host=front.domain)
+    forged = front.client.get("/", host=front.domain, headers={
+        "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example.org",
+        "X-Forwarded-For": "203.0.113.9",
+    })  # fmt: skip
+    assert (forged.status_code, forged.text) == (baseline.status_code, baseline.text)
+    assert "evil.example.org" not in forged.text
+
+
+def test_the_admin_login_works_through_the_ingress(front):
+    _, response = log_in_to_admin(front.client, front, front.origin())
+    assert response.status_code == 302, response.text[-2000:]
+    assert response.headers["location"] == "/admin/"
