@@ -79,9 +79,10 @@ def check_deploy_row(stack: Stack, workdir: Path, runs: int, warmup: bool) -> di
     )
 
 
-def smoketest_row(name: str, stack: Stack, runs: int, warmup: bool) -> dict:
-    """The smoketest's own elapsed time, against its slowest single request."""
+def smoketest_command(stack: Stack) -> tuple[list, dict]:
+    """`manage.py smoketest` against the stack, as an operator runs it, and its environment."""
     args = [
+        stack.python,
         "manage.py",
         "smoketest",
         stack.origin(),
@@ -97,12 +98,17 @@ def smoketest_row(name: str, stack: Stack, runs: int, warmup: bool) -> dict:
     ]
     for host in stack.hosts:
         args += ["--resolve", f"{host}:{stack.https_port}:127.0.0.1"]
-    env = {**stack.env, ADMIN_PASSWORD_VARIABLE: stack.admin_password}
+    return args, {**stack.env, ADMIN_PASSWORD_VARIABLE: stack.admin_password}
+
+
+def smoketest_row(name: str, stack: Stack, runs: int, warmup: bool) -> dict:
+    """The smoketest's own elapsed time, against its slowest single request."""
+    args, env = smoketest_command(stack)
     elapsed, slowest, wall, requests = [], [], [], set()
     log(f"smoketest ({name}): {runs} runs")
     for attempt in range(runs + 1 if warmup else runs):
         started = time.perf_counter()
-        done = run([stack.python, *args], cwd=stack.project, env=env)
+        done = run(args, cwd=stack.project, env=env)
         took = time.perf_counter() - started
         try:
             report = json.loads(done.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -25,36 +26,86 @@ class Load:
         self.duration = duration
         self.connections = connections
 
-    def requests_per_second(
-        self, url: str, headers: dict[str, str] | None = None, duration: int | None = None
-    ) -> float:
-        wrk = [
-            "wrk",
-            "-t1",
-            f"-c{self.connections}",
-            f"-d{duration or self.duration}s",
-            "--timeout",
-            "5s",
-        ]
+    def run(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        duration: int | None = None,
+        connections: int | None = None,
+    ) -> str:
+        """wrk's whole report for one run (with its latency distribution)."""
+        seconds = duration or self.duration
+        wrk = ["wrk", "-t1", f"-c{connections or self.connections}", f"-d{seconds}s"]
+        wrk += ["--timeout", "5s", "--latency"]
         for name, value in (headers or {}).items():
             wrk += ["-H", f"{name}: {value}"]
         wrk.append(url)
         inner = f"mount --bind {self.hosts_file} /etc/hosts && exec {shlex.join(wrk)}"
         done = subprocess.run(
-            ["unshare", "--mount", "--", "sh", "-c", inner],
+            ["unshare", "--mount", "--", *pinned(), "sh", "-c", inner],
             capture_output=True,
             text=True,
             check=False,
-            timeout=(duration or self.duration) + 30,
+            timeout=seconds + 30,
         )
         output = done.stdout + done.stderr
-        found = re.search(r"Requests/sec:\s+([\d.]+)", output)
-        if done.returncode != 0 or not found:
+        if done.returncode != 0 or "Requests/sec:" not in output:
             raise RuntimeError(f"wrk failed for {url}:\n{output}")
+        return output
+
+    def requests_per_second(
+        self, url: str, headers: dict[str, str] | None = None, duration: int | None = None
+    ) -> float:
+        """Requests per second; any error or non-2xx/3xx answer fails the run."""
+        output = self.run(url, headers, duration)
         for problem in ("Non-2xx or 3xx responses", "Socket errors"):
             if problem in output:
                 raise RuntimeError(f"wrk saw errors for {url}:\n{output}")
-        return float(found.group(1))
+        return parse_rps(output)
+
+    def latency(self, url: str, connections: int, headers: dict[str, str] | None = None) -> dict:
+        """Requests per second, p50 and p99 (ms), and the errors wrk counted, if any.
+
+        Errors are recorded rather than raised: a peer that times out under 256
+        connections is a result, not a broken benchmark.
+        """
+        output = self.run(url, headers, connections=connections)
+        errors = [
+            line.strip()
+            for line in output.splitlines()
+            if "Socket errors" in line or "Non-2xx" in line
+        ]
+        return {
+            "rps": parse_rps(output),
+            "p50_ms": percentile_ms(output, "50%"),
+            "p99_ms": percentile_ms(output, "99%"),
+            "errors": errors,
+        }
+
+
+def pinned() -> list[str]:
+    """wrk and the slow clients run on the last usable CPU, always the same one.
+
+    The servers are left to the scheduler; pinning the load generator keeps it
+    from migrating between runs, so both sides of a ratio meet the same client.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    return ["taskset", "-c", str(cpus[-1])] if len(cpus) > 1 else []
+
+
+def parse_rps(output: str) -> float:
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def percentile_ms(output: str, percentile: str) -> float:
+    """One line of wrk's --latency distribution ("99%   12.34ms"), in milliseconds."""
+    found = re.search(rf"^\s*{re.escape(percentile)}\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
+    if not found:
+        raise RuntimeError(f"no {percentile} latency in wrk's output:\n{output}")
+    return float(found.group(1)) * UNITS_MS[found.group(2)]
 
 
 def expect_status(url: str, stack: Stack, status: int, headers: dict | None = None) -> None:

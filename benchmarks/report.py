@@ -61,6 +61,8 @@ def machine_info(project_python: Path) -> dict:
 def format_value(stats: dict, unit: str) -> str:
     if unit == "s":
         return f"{stats['median']:.3f} s ({stats['min']:.3f}-{stats['max']:.3f})"
+    if unit == "ms":
+        return f"{stats['median']:.1f} ms ({stats['min']:.1f}-{stats['max']:.1f})"
     return f"{stats['median']:.0f} ({stats['min']:.0f}-{stats['max']:.0f})"
 
 

@@ -20,9 +20,10 @@ from tests.support.venvs import ensure_project_venv
 
 from .checks import check_deploy_row, smoketest_row
 from .copier_costs import BASE, copier_rows
+from .growth import stack_rows, update_rows
 from .measure import PHASES, log, phase
 from .report import machine_info, table, write
-from .serving import PROXIES, proxy_rows
+from .serving import CONNECTIONS, PROXIES, peer_rows, proxy_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DJANGO_SERIES = "5.2"
@@ -36,12 +37,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="1 run, 1 s of load, nginx only: checks that the benchmark works",
+        help="1 run, 1 s of load, nginx only, small sizes: checks that the benchmark works",
     )
     parser.add_argument("--runs", type=int, help="runs of each timed command (default 5)")
     parser.add_argument("--runs-load", type=int, help="wrk runs per side (default 3)")
     parser.add_argument("--duration", type=int, help="seconds of load per wrk run (default 5)")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=8,
+        help="wrk connections for the limit and slow-client rows (default 8)",
+    )
     parser.add_argument(
         "--proxies",
         help=f"comma-separated, from {', '.join(PROXIES)} (default: all; --quick: nginx)",
@@ -75,6 +81,8 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], di
         machine = machine_info(python)
     with phase("copier"):
         rows, shape = copier_rows(real, workdir / "copier", args.runs, warmup)
+    with phase("growth: copier update"):
+        rows += update_rows(real, workdir / "growth-update", args)
 
     # The servers render from a snapshot of its own (the copier one now has newer tags).
     served = snapshot_template(workdir / "served" / "django-shipshape", BASE)
@@ -101,8 +109,13 @@ def measure_all(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], di
                     rows.append(check_deploy_row(stack, workdir, args.runs, warmup))
             with phase(f"{name}: smoketest"):
                 rows.append(smoketest_row(name, stack, args.runs, warmup))
-            with phase(f"{name}: load"):
+            with phase(f"{name}: limit and slow clients"):
                 rows += proxy_rows(name, stack, stack_dir, cleanup, args)
+            if name == "nginx":
+                with phase("peers"):
+                    rows += peer_rows(stack, stack_dir, cleanup, args)
+    with phase("growth: stacks"):
+        rows += stack_rows(served, python, workdir / "growth-stacks", args)
     return rows, shape, machine
 
 
@@ -131,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs_load": args.runs_load,
             "load_duration_seconds": args.duration,
             "connections": args.connections,
+            "peer_connections": list(CONNECTIONS),
             "proxies": args.proxies,
             "django_series": DJANGO_SERIES,
             "template": shape,

@@ -13,15 +13,29 @@ import sys
 
 from .support.paths import ROOT
 
+PEERS = ("tutorial", "cookiecutter-django")
 QUICK_ROWS = {
     "copier-copy",
     "copier-update-unchanged",
     "copier-update-changed",
+    "growth-update-hosts",
+    "growth-update-files",
     "check-deploy",
     "smoketest-nginx",
-    "dynamic-nginx",
-    "static-nginx",
+    "limit-dynamic-nginx",
+    "limit-static-nginx",
+    "slow-clients-nginx",
+    *(
+        f"peer-{peer}-{what}-c{c}"
+        for peer in PEERS
+        for what in ("rps", "p99")
+        for c in (8, 64, 256)
+    ),
+    *(f"slow-clients-{peer}" for peer in PEERS),
+    "growth-smoketest",
+    "growth-check-deploy",
 }
+UNITS = {"rps": "req/s", "p99": "ms", "slow": "ms", "limit": "req/s"}
 
 
 def test_quick_benchmark_writes_every_row_with_measurements_and_the_machine(tmp_path):
@@ -55,13 +69,27 @@ def test_quick_benchmark_writes_every_row_with_measurements_and_the_machine(tmp_
             if row["target"]["op"] == "<="
             else row["ratio"] >= row["target"]["value"]
         ), row
-        assert row["unit"] == ("req/s" if row["id"].startswith(("dynamic", "static")) else "s")
-    assert rows["dynamic-nginx"]["load"]["gunicorn_workers"] >= 2
+        kind = (
+            row["id"].split("-")[-2] if row["id"].startswith("peer-") else row["id"].split("-")[0]
+        )
+        assert row["unit"] == UNITS.get(kind, "s"), row
+    assert rows["limit-dynamic-nginx"]["load"]["gunicorn_workers"] >= 2
+    # The peers run as their public files say: gunicorn's one sync worker, and four.
+    assert rows["peer-tutorial-rps-c64"]["peer_gunicorn_workers"] == 1
+    assert rows["peer-cookiecutter-django-rps-c64"]["peer_gunicorn_workers"] == 4
+    for peer in PEERS:
+        p50 = rows[f"peer-{peer}-p99-c64"]["p50_ms"]
+        assert 0 < p50["rendered"]["median"] <= rows[f"peer-{peer}-p99-c64"]["subject"]["median"]
+    # Growth rows keep every size, and the target is linear growth from the size before.
+    growth = rows["growth-smoketest"]
+    assert len(growth["seconds_by_size"]) == len(growth["sizes"]) >= 2
+    assert growth["target"]["value"] == growth["sizes"][-1] / growth["sizes"][-2]
 
     machine = document["machine"]
     assert machine["cpu_model"] and machine["cpus"] >= 1 and machine["memory_gib"] > 0
     for name in ("copier", "django", "nginx", "caddy", "gunicorn", "python_project"):
         assert machine["versions"][name], name
+    assert len(machine["load_average_at_start"]) == len(machine["load_average_at_end"]) == 3
 
     # The same table goes to stdout, one line per row.
     assert document["table"] in done.stdout
