@@ -24,7 +24,7 @@ from pathlib import Path
 import trustme
 
 from ..support.containers import SYSTEMD_RUN_FLAGS, docker, server_image, steady_network
-from ..support.git import git, new_repo
+from ..support.git import commit_all, git, new_repo
 from ..support.ports import free_port
 from ..support.rendering import render
 from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Certificates
@@ -32,6 +32,7 @@ from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Certificates
 REPOSITORY = "/root/repository"  # what `git clone <repository>` clones
 TLS = "/opt/test-tls"  # the test CA, and the certificate certbot would have obtained
 BOOT_TIMEOUT = 60.0
+CADDY_TLS = {"tls_cert": "/etc/caddy/tls/fullchain.pem", "tls_key": "/etc/caddy/tls/privkey.pem"}
 
 
 def first_deploy_substitutions(answers: dict) -> dict[str, str]:
@@ -44,17 +45,23 @@ def first_deploy_substitutions(answers: dict) -> dict[str, str]:
        certbot would have put its own.
     4. The smoke test connects to the server itself (127.0.0.1 for the example
        address) and trusts the test CA.
+    Caddy would obtain its certificate from an ACME server itself: its project is
+    rendered with the test certificate's paths as answers (CADDY_TLS) instead, and
+    the certificate is on the server before the first deploy starts.
     """
     proxy_packages = {"nginx": " nginx certbot", "caddy": " caddy"}.get(answers["proxy"], "")
     live = "/etc/letsencrypt/live/example.com"
-    return {
-        f"apt-get install --yes{proxy_packages} python3 git curl": "",
-        "curl -LsSf https://astral.sh/uv/install.sh | env UV_UNMANAGED_INSTALL=/usr/local/bin sh": "",
-        "git clone <repository> /srv/my_site": f"git clone {REPOSITORY} /srv/my_site",
+    certbot = {
         "certbot certonly --standalone -d example.com -d www.example.com": (
             f"install -D -m 644 {TLS}/fullchain.pem {live}/fullchain.pem"
             f" && install -D -m 600 {TLS}/privkey.pem {live}/privkey.pem"
         ),
+    }
+    return {
+        **(certbot if answers["proxy"] == "nginx" else {}),
+        f"apt-get install --yes{proxy_packages} python3 git curl": "",
+        "curl -LsSf https://astral.sh/uv/install.sh | env UV_UNMANAGED_INSTALL=/usr/local/bin sh": "",
+        "git clone <repository> /srv/my_site": f"git clone {REPOSITORY} /srv/my_site",
         "manage smoketest https://example.com --resolve example.com:443:203.0.113.7"
         " --resolve www.example.com:443:203.0.113.7": (
             "manage smoketest https://example.com --resolve example.com:443:127.0.0.1"
@@ -175,7 +182,7 @@ def start_systemd_server(
     database: str, run_id: str,
 ) -> SystemdServer:  # fmt: skip
     """Render, boot a fresh server and run the runbook's first deploy on it."""
-    answers = {"proxy": proxy, "database": database}
+    answers = {"proxy": proxy, "database": database, **(CADDY_TLS if proxy == "caddy" else {})}
     project = render(template, workdir / "my_site", **answers)
     # What the operator pushed: the rendered project, .env left out (git-ignored).
     new_repo(project, "release A")
@@ -199,6 +206,11 @@ def start_systemd_server(
     docker("cp", certificates.ca_path.parent, f"{name}:{TLS}")
     # The smoke test runs as the service user: it reads the CA, never the key.
     server.sh(f"chmod 755 {TLS} && chmod 644 {TLS}/ca.pem && chmod 600 {TLS}/privkey.pem\n")
+    if proxy == "caddy":
+        server.sh(
+            f"install -D -m 644 {TLS}/fullchain.pem {CADDY_TLS['tls_cert']}\n"
+            f"install -D -m 640 -g caddy {TLS}/privkey.pem {CADDY_TLS['tls_key']}\n"
+        )
 
     runbook = (project / "RUNBOOK.md").read_text()
     script = shell_definitions(runbook) + "".join(console_blocks(runbook, "First deploy"))
@@ -218,3 +230,52 @@ def start_systemd_server(
 def _remove(name: str) -> None:
     with steady_network(changing=True):
         docker("rm", "--force", "--volumes", name, check=False, timeout=120)
+
+
+def release_substitutions(tag: str, admin_password: str) -> dict[str, str]:
+    """Every release / Rollback lines -> what the test runs instead.
+
+    The release tag is the one under test; the smoke test after a release logs in
+    as the test's admin (OPS_PASSWORD set as the operator's shell would have it),
+    and, as before DNS, connects to 127.0.0.1 and trusts the test CA.
+    """
+    resolve = (
+        " --resolve example.com:443:127.0.0.1 --resolve www.example.com:443:127.0.0.1"
+        f" --cacert {TLS}/ca.pem"
+    )
+    return {
+        "git fetch --tags && git checkout <release-tag> && uv sync --no-dev": (
+            f"git fetch --tags && git checkout {tag} && uv sync --no-dev"
+        ),
+        "manage smoketest https://example.com --admin-user <ops-user>"
+        " --admin-password-env OPS_PASSWORD": (
+            f"OPS_PASSWORD='{admin_password}' manage smoketest https://example.com"
+            f" --admin-user {ADMIN_USERNAME} --admin-password-env OPS_PASSWORD{resolve}"
+        ),
+    }
+
+
+def rollback_substitutions() -> dict[str, str]:
+    resolve = (
+        " --resolve example.com:443:127.0.0.1 --resolve www.example.com:443:127.0.0.1"
+        f" --cacert {TLS}/ca.pem"
+    )
+    return {
+        "manage smoketest https://example.com": f"manage smoketest https://example.com{resolve}"
+    }
+
+
+def push_release(server: SystemdServer, tag: str, change) -> None:
+    """Commit `change(project)` as a new release tagged `tag`, and push it to the server's remote."""
+    change(server.project)
+    commit_all(server.project, tag)
+    git("tag", tag, cwd=server.project)
+    docker("cp", f"{server.project}/.", f"{server.name}:{REPOSITORY}")
+    # The copy's working tree does not matter: `git fetch` reads only its history.
+
+
+def runbook_section(server: SystemdServer, section: str, substitutions: dict[str, str], **kw):
+    """One section of the rendered runbook (as now checked out on the server), as written."""
+    runbook = (server.project / "RUNBOOK.md").read_text()
+    script = "".join(console_blocks(runbook, section))
+    return server.runbook_shell(substituted(script, substitutions), **kw)

@@ -18,12 +18,21 @@ from contextlib import ExitStack
 import pytest
 
 from ..support.client import DROPPED, Client
-from .systemd_host import SystemdServer, start_systemd_server
+from .systemd_host import (
+    SystemdServer,
+    push_release,
+    release_substitutions,
+    rollback_substitutions,
+    runbook_section,
+    start_systemd_server,
+)
 
 RECOVERY_SECONDS = 15.0
 SERVERS = [
     pytest.param(("nginx", "sqlite"), id="nginx-sqlite",
                  marks=pytest.mark.xdist_group("systemd-nginx-sqlite")),
+    pytest.param(("caddy", "sqlite"), id="caddy-sqlite",
+                 marks=pytest.mark.xdist_group("systemd-caddy-sqlite")),
 ]  # fmt: skip
 
 
@@ -55,6 +64,13 @@ def served(request, systemd_server):
     return server, Client(server.ca_path, server.http_port, server.https_port)
 
 
+# What concerns the unit and the runbook rather than the proxy runs on the first server only.
+@pytest.fixture(params=SERVERS[:1])
+def unit_served(request, systemd_server):
+    server = systemd_server(*request.param)
+    return server, Client(server.ca_path, server.http_port, server.https_port)
+
+
 def home(server: SystemdServer, client: Client, host: str | None = None):
     """GET / as a browser sends it to the public name (Host without the test's port)."""
     host = host or server.domain
@@ -68,19 +84,6 @@ def test_the_runbooks_first_deploy_serves_every_host_over_tls(served):
         assert response.status_code == 200, f"{host}: {response.status_code}\n{server.journal()}"
     # The runbook's own smoke test ran at the end of the first deploy, and passed.
     assert "manage smoketest https://example.com" in server.deploy_output
-
-
-def wait_for_site(server: SystemdServer, client: Client, seconds: float) -> float:
-    """Seconds until GET / answers 200, failing after `seconds`."""
-    started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        try:
-            if home(server, client).status_code == 200:
-                return time.monotonic() - started
-        except DROPPED:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the site did not answer within {seconds:.0f} s\n{server.journal()}")
 
 
 def test_socket_activation_starts_gunicorn_on_the_first_request(served):
@@ -133,21 +136,32 @@ def test_reload_under_continuous_requests_fails_none(served):
     assert server.systemctl("show", "--property=MainPID", "--value", "my_site") == main_pid
 
 
-def test_a_killed_gunicorn_is_restarted_and_answers_again_within_seconds(served):
-    server, client = served
+def test_a_killed_gunicorn_is_restarted_and_answers_again_within_seconds(unit_served):
+    server, client = unit_served
     main_pid = server.systemctl("show", "--property=MainPID", "--value", "my_site.service")
-    restarts = int(server.systemctl("show", "--property=NRestarts", "--value", "my_site"))
+    since = server.sh("date '+%Y-%m-%d %H:%M:%S'\n").stdout.strip()
+    started = time.monotonic()
     server.sh(f"kill -s KILL {main_pid}\n")
-    seconds = wait_for_site(server, client, RECOVERY_SECONDS)
+    # Restart=on-failure brings it back after RestartSec=2s, or the socket does at
+    # once when a request arrives first. Workers left without their main process may
+    # answer for a moment: only a new main process, ready, counts.
+    while time.monotonic() - started < RECOVERY_SECONDS:
+        state = server.sh("systemctl show --property=ActiveState,MainPID my_site.service\n")
+        values = dict(line.split("=", 1) for line in state.stdout.split())
+        if values["ActiveState"] == "active" and values["MainPID"] not in ("0", main_pid):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"my_site.service did not come back within {RECOVERY_SECONDS:.0f} s")
+    assert home(server, client).status_code == 200
+    seconds = time.monotonic() - started
     print(f"\nanswering again {seconds:.1f} s after SIGKILL of gunicorn's main process")
-    assert server.systemctl("show", "--property=MainPID", "--value", "my_site") != main_pid
-    assert (
-        int(server.systemctl("show", "--property=NRestarts", "--value", "my_site")) == restarts + 1
-    )
+    messages = [e.get("MESSAGE", "") for e in server.journal_json("my_site.service", since=since)]
+    assert "my_site.service: Main process exited, code=killed, status=9/KILL" in messages
 
 
-def test_the_running_unit_scores_at_most_2_in_systemd_analyze_security(served):
-    server, _ = served
+def test_the_running_unit_scores_at_most_2_in_systemd_analyze_security(unit_served):
+    server, _ = unit_served
     report = server.sh("systemd-analyze security --no-pager my_site.service\n").stdout
     score = float(re.search(r"Overall exposure level for my_site.service: ([0-9.]+)", report)[1])
     print(f"\nsystemd-analyze security my_site.service on the server: {score}")
@@ -160,7 +174,7 @@ def test_an_upload_stored_by_django_is_served_by_the_proxy(served):
     name = f"{folder}/upload.txt"
     # As the service stores it: under the unit's UMask=0027 the folder Django makes is
     # open to the service's group only (Django sets no folder permissions by default),
-    # so nginx reaches the file only because its user joined that group.
+    # so the proxy reaches the file only because its user joined that group.
     stored = (
         server.runbook_shell(
             'umask 0027\nmanage shell -c "from django.core.files.base import ContentFile; '
@@ -174,7 +188,7 @@ def test_an_upload_stored_by_django_is_served_by_the_proxy(served):
     owner = server.sh(f"stat -c '%U:%G %a' /srv/my_site/media/{folder}\n").stdout.strip()
     assert owner == "my_site:my_site 750"
     response = client.get(f"/media/{name}", host=server.domain, host_header=server.domain)
-    assert response.status_code == 200, server.sh("tail -5 /var/log/nginx/error.log\n").stdout
+    assert response.status_code == 200, server.journal(server.proxy)
     assert response.text == "uploaded through Django"
 
 
@@ -184,7 +198,7 @@ def test_the_journal_has_the_access_log_and_disallowed_host_as_a_warning(served)
     since = server.sh("date '+%Y-%m-%d %H:%M:%S'\n").stdout.strip()
     assert client.get(f"/?probe={probe}", host=server.domain,
                       host_header=server.domain).status_code == 200  # fmt: skip
-    # nginx closes a forged Host itself: only a client on the server reaches gunicorn with one.
+    # The proxy closes a forged Host itself: only a client on the server reaches gunicorn with one.
     server.sh("curl --silent --unix-socket /run/my_site/gunicorn.sock"
               " --header 'Host: evil.example.net' http://evil.example.net/\n")  # fmt: skip
     time.sleep(0.5)
@@ -204,8 +218,8 @@ def test_the_journal_has_the_access_log_and_disallowed_host_as_a_warning(served)
     )
 
 
-def test_sqlite_lives_in_the_state_directory_and_survives_a_reboot(served):
-    server, client = served
+def test_sqlite_lives_in_the_state_directory_and_survives_a_reboot(unit_served):
+    server, client = unit_served
     assert server.systemctl("show", "--property=StateDirectory", "--value", "my_site") == "my_site"
     server.manage("createsuperuser", "--noinput", "--username", "survivor",
                   "--email", "survivor@example.com")  # fmt: skip
@@ -224,4 +238,63 @@ def test_sqlite_lives_in_the_state_directory_and_survives_a_reboot(served):
     print(f"\nrebooted in {booted:.1f} s; first request after boot: {response.status_code}")
     count = server.manage("shell", "-c", "from django.contrib.auth.models import User; "
                           "print(User.objects.filter(username='survivor').count())")  # fmt: skip
+    assert count.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_a_release_then_a_broken_one_rolled_back_by_the_runbook(unit_served):
+    server, client = unit_served
+    server.manage("createsuperuser", "--noinput", "--username", "made-under-a",
+                  "--email", "a@example.com")  # fmt: skip
+
+    def release_b(project):
+        home_page = project / "my_site" / "templates" / "home.html"
+        home_page.write_text(home_page.read_text().replace("It works.", "Release B works."))
+
+    def release_c(project):
+        # A page that raises: the home page names a URL that does not exist.
+        home_page = project / "my_site" / "templates" / "home.html"
+        home_page.write_text(home_page.read_text().replace("<h1>", "<h1>{% url 'gone' %}"))
+
+    # B, as the runbook releases it, while a client sends requests continuously.
+    tag_b = f"release-b-{uuid.uuid4().hex[:6]}"
+    push_release(server, tag_b, release_b)
+    counts, stop = {"ok": 0, "failed": 0}, threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            try:
+                ok = home(server, client).status_code == 200
+            except DROPPED:
+                ok = False
+            counts["ok" if ok else "failed"] += 1
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        runbook_section(
+            server, "Every release", release_substitutions(tag_b, server.admin_password)
+        )
+        time.sleep(2)
+    finally:
+        stop.set()
+        sender.join()
+    print(f"\nrequests during the release of B: {counts['ok']} answered, {counts['failed']} failed")
+    assert counts["failed"] == 0
+    assert "Release B works." in home(server, client).text
+
+    # C breaks the home page; the release's own smoke test stops it.
+    tag_c = f"release-c-{uuid.uuid4().hex[:6]}"
+    push_release(server, tag_c, release_c)
+    broken = runbook_section(server, "Every release",
+                             release_substitutions(tag_c, server.admin_password), check=False)  # fmt: skip
+    assert broken.returncode != 0
+    assert "CommandError: failed: https-served" in broken.stderr + broken.stdout
+    assert home(server, client).status_code == 500
+
+    # The runbook's rollback, as written: B again, its smoke test passing.
+    runbook_section(server, "Rollback", rollback_substitutions())
+    response = home(server, client)
+    assert response.status_code == 200 and "Release B works." in response.text
+    count = server.manage("shell", "-c", "from django.contrib.auth.models import User; "
+                          "print(User.objects.filter(username='made-under-a').count())")  # fmt: skip
     assert count.stdout.strip().splitlines()[-1] == "1"
