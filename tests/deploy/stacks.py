@@ -7,9 +7,15 @@ POSTGRES_IMAGE), and the rendered compose.yaml runs unchanged, in the order its
 header gives: build, migrate, up.
 
 The images are built with `docker build` of the same context, target and build
-arguments that `docker compose build` would pass, and tagged with the names
-compose gives them: compose v5 builds only through the buildx plugin, which no
-package here ships. compose then runs with `--no-build --pull never`.
+arguments that `docker compose build` would pass, and tagged with the image names
+compose.yaml gives them (`<slug>-web:${RELEASE}`): compose v5 builds only through
+the buildx plugin, which no package here ships. compose then runs with
+`--no-build --pull never`. RELEASE, which the runbook exports, is unique to each
+stack: stacks of one run and runs on one machine share the engine and its tags.
+
+Behind a load balancer, a TLS-terminating nginx on the host stands in for it
+(tests/support/load_balancer_front.conf, as in the end-to-end suite), connecting
+to gunicorn's port published on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,21 +23,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
 
+from ..support.client import DROPPED, Client
 from ..support.containers import COMPOSE, base_images, docker, engine_env, steady_network
-from ..support.ports import free_port
-from ..support.processes import ServerFailed, clean_env
+from ..support.ports import accepts_connections, free_port
+from ..support.processes import ServerFailed, clean_env, wait_until
 from ..support.project import settings_module
+from ..support.proxies import nginx_main_conf, nginx_test, start_nginx
 from ..support.rendering import render
-from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Certificates
+from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, LB_FRONT_CONF, Certificates
 
-PROXY_SERVICE = {"nginx": "nginx", "caddy": "caddy", "load_balancer": None}
 UP_TIMEOUT = 180
 
 
@@ -50,6 +58,11 @@ class ComposeStack:
     certificates: Certificates
     images: dict[str, str]
     python: Path
+    release: str
+    gunicorn_port: int | None = None
+    # The project network's subnet once made: `down` removes the network, and `up`
+    # makes it again with the same gateway, the address gunicorn trusts.
+    subnet: str | None = None
     admin_username: str = ADMIN_USERNAME
     admin_password: str = ADMIN_PASSWORD
 
@@ -67,8 +80,12 @@ class ComposeStack:
 
     @property
     def env(self) -> dict[str, str]:
-        """docker compose's environment: the engine and the base-image variables."""
-        return {**engine_env(), **self.images}
+        """docker compose's environment: the engine, the base-image variables, the release."""
+        return {**engine_env(), **self.images, "RELEASE": self.release}
+
+    def build(self) -> list[str]:
+        """Build every image compose.yaml builds, as `docker compose build` would; their tags."""
+        return build_images(self.project, {**self.env, "COMPOSE_PROJECT_NAME": self.name})
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True):
         # up, run and down make or remove containers and networks: not under a browser.
@@ -115,11 +132,20 @@ class ComposeStack:
         network = f"{self.name}_default"
         if docker("network", "inspect", network, check=False).returncode == 0:
             return
+        subnet = ["--subnet", self.subnet] if self.subnet else []
         with steady_network(changing=True):
-            docker("network", "create", "--driver", "bridge",
+            docker("network", "create", "--driver", "bridge", *subnet,
                    "--opt", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
                    "--label", f"com.docker.compose.project={self.name}",
                    "--label", "com.docker.compose.network=default", network)  # fmt: skip
+        inspected = json.loads(docker("network", "inspect", network).stdout)
+        self.subnet = inspected[0]["IPAM"]["Config"][0]["Subnet"]
+
+    def network_gateway(self) -> str:
+        """The address the engine's port proxy connects to the containers from."""
+        self.loopback_network()
+        inspected = json.loads(docker("network", "inspect", f"{self.name}_default").stdout)
+        return inspected[0]["IPAM"]["Config"][0]["Gateway"]
 
     def containers(self) -> dict[str, dict]:
         """`docker inspect` of each running container, by service name."""
@@ -136,34 +162,102 @@ class ComposeStack:
         )  # fmt: skip
 
 
-def start_compose_stack(
-    cleanup: ExitStack, *, template: Path, python: Path, workdir: Path, ca: trustme.CA,
-    proxy: str, database: str,
+def build_images(project: Path, env: dict[str, str], *, lock: bool = True) -> list[str]:
+    """`docker compose build` without buildx: `docker build` of each service's context and
+    target, with its build arguments and its image name, as `compose config` resolves them
+    from `env` (the base-image variables and RELEASE).
+
+    `lock=False` when the caller already holds steady_network (a runbook being run).
+    """
+    config = subprocess.run(
+        [COMPOSE, "--file", project / "compose.yaml", "config", "--format", "json"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    tags = []
+    for service in json.loads(config.stdout)["services"].values():
+        build = service.get("build")
+        if not build:
+            continue
+        args = [arg for key, value in (build.get("args") or {}).items() if value is not None
+                for arg in ("--build-arg", f"{key}={value}")]  # fmt: skip
+        with steady_network(changing=True) if lock else nullcontext():
+            docker("build", "--pull=false", "--quiet", "--target", build["target"], "--tag",
+                   service["image"], *args, build["context"], timeout=900)  # fmt: skip
+        tags.append(service["image"])
+    return tags
+
+
+def start_load_balancer_front(cleanup: ExitStack, stack: ComposeStack, folder: Path) -> None:
+    """The stand-in load balancer: nginx on the host terminating TLS with the site's
+    certificate, forwarding to gunicorn's published port with X-Forwarded-Proto."""
+    folder.mkdir(parents=True)
+    include = folder / "load_balancer_front.conf"
+    include.write_text(
+        LB_FRONT_CONF.read_text()
+        .replace("@HTTP_PORT@", str(stack.http_port))
+        .replace("@HTTPS_PORT@", str(stack.https_port))
+        .replace("@CERT@", str(stack.certificates.cert_path))
+        .replace("@KEY@", str(stack.certificates.key_path))
+        .replace("@GUNICORN@", f"127.0.0.1:{stack.gunicorn_port}")
+    )
+    conf = nginx_main_conf(folder, include)
+    checked = nginx_test(conf)
+    if checked.returncode != 0:
+        raise ServerFailed(f"nginx -t failed for {include}:\n{checked.stderr}")
+    front = start_nginx(folder, conf, folder / "front.log", name="load balancer front")
+    cleanup.callback(front.stop)
+    ports = [("127.0.0.1", stack.https_port), ("127.0.0.1", stack.http_port)]
+    wait_until(lambda: all(map(accepts_connections, ports)), [front], front.name)
+
+
+def serves_home_page(stack: ComposeStack) -> bool:
+    client = Client(stack.ca_path, stack.http_port, stack.https_port, timeout=10)
+    try:
+        return client.get("/", host=stack.domain).status_code == 200
+    except DROPPED:
+        return False
+
+
+def prepare_compose_stack(
+    *, template: Path, python: Path, workdir: Path, ca: trustme.CA, proxy: str, database: str,
+    label: str = "",
 ) -> ComposeStack:  # fmt: skip
-    """Render, build and start a compose project; `cleanup` takes it down, volumes and all."""
+    """Render a compose project with free ports and test certificates; nothing runs yet."""
     # Unique to this run: another run on the machine shares the engine.
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
-    name = f"shipshape-{run_id[:8]}-{proxy}-{database}".replace("_", "-")
+    name = f"shipshape-{run_id[:8]}-{label}{proxy}-{database}".replace("_", "-")
     http_port, https_port = free_port(), free_port()
     answers: dict = {"deployment": "compose", "proxy": proxy, "database": database,
                      "http_port": http_port, "https_port": https_port}  # fmt: skip
     hosts = ["example.com", "www.example.com"]
     certificates = Certificates.issue(ca, hosts, workdir / "tls")
-    if proxy != "load_balancer":
+    stack = ComposeStack(name, proxy, database, answers, workdir / "my_site", hosts, http_port,
+                         https_port, certificates, {}, python, release=name)  # fmt: skip
+    if proxy == "load_balancer":
+        # gunicorn's port, published on 127.0.0.1. The front connects to it there, and
+        # the engine's port proxy connects on to the container from the project
+        # network's gateway: that is the load balancer's address gunicorn sees.
+        stack.gunicorn_port = free_port()
+        answers["gunicorn_bind"] = f"0.0.0.0:{stack.gunicorn_port}"
+        answers["lb_trusted_cidrs"] = [f"{stack.network_gateway()}/32"]
+    else:
         answers["tls_cert"] = str(certificates.cert_path)
         answers["tls_key"] = str(certificates.key_path)
-    project = render(template, workdir / "my_site", **answers)
-    images = base_images(project / "pyproject.toml", proxy, database)
-    stack = ComposeStack(name, proxy, database, answers, project, hosts, http_port, https_port,
-                         certificates, images, python)  # fmt: skip
+    render(template, stack.project, **answers)
+    stack.images = base_images(stack.project / "pyproject.toml", proxy, database)
+    return stack
 
-    build_args = [arg for key, value in images.items() for arg in ("--build-arg", f"{key}={value}")]
-    targets = ["web", *filter(None, [PROXY_SERVICE[proxy]])]
-    for target in targets:
-        with steady_network(changing=True):
-            docker("build", "--pull=false", "--quiet", "--target", target, "--tag",
-                   f"{name}-{target}", *build_args, project, timeout=900)  # fmt: skip
-    cleanup.callback(docker, "image", "rm", *(f"{name}-{t}" for t in targets), check=False)
+
+def start_compose_stack(
+    cleanup: ExitStack, *, template: Path, python: Path, workdir: Path, ca: trustme.CA,
+    proxy: str, database: str,
+) -> ComposeStack:  # fmt: skip
+    """Render, build and start a compose project; `cleanup` takes it down, volumes and all."""
+    stack = prepare_compose_stack(template=template, python=python, workdir=workdir, ca=ca,
+                                  proxy=proxy, database=database)  # fmt: skip
+    tags = stack.build()
+    # Taken down before its images are removed (callbacks run last in, first out).
+    cleanup.callback(docker, "image", "rm", *tags, check=False)
     cleanup.callback(stack.compose, "down", "--volumes", "--timeout", "10", check=False)
 
     stack.loopback_network()
@@ -173,4 +267,14 @@ def start_compose_stack(
                   "web", "python", "manage.py", "createsuperuser", "--noinput",
                   "--username", ADMIN_USERNAME, "--email", "admin@example.com")  # fmt: skip
     stack.up()
+    if proxy == "load_balancer":
+        start_load_balancer_front(cleanup, stack, workdir / "front")
+    wait_until(lambda: serves_home_page(stack), [], "the home page")
     return stack
+
+
+if __name__ == "__main__":
+    # `docker compose build` for the release tests' runbook: the images of the
+    # compose project in the current folder, for the RELEASE in the environment; the
+    # test running the runbook holds steady_network.
+    print("\n".join(build_images(Path.cwd(), dict(os.environ), lock=False)), file=sys.stderr)

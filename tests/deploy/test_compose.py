@@ -3,6 +3,8 @@ suite's engine, reached over TLS through ports published on 127.0.0.1 only.
 
 Each combination of proxy and database is one stack, shared by its tests (one
 xdist group each), and taken down with its volumes at the end of the session.
+Behind a load balancer, a TLS-terminating nginx on the host stands in for it and
+forwards every Host, as most load balancers do: Django refuses a forged one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ COMBINATIONS = [
                  marks=pytest.mark.xdist_group("compose-caddy-sqlite")),
     pytest.param(("caddy", "postgres"), id="caddy-postgres",
                  marks=pytest.mark.xdist_group("compose-caddy-postgres")),
+    pytest.param(("load_balancer", "sqlite"), id="load_balancer-sqlite",
+                 marks=pytest.mark.xdist_group("compose-load_balancer-sqlite")),
+    pytest.param(("load_balancer", "postgres"), id="load_balancer-postgres",
+                 marks=pytest.mark.xdist_group("compose-load_balancer-postgres")),
 ]  # fmt: skip
+PROXIED = [c for c in COMBINATIONS if not c.id.startswith("load_balancer")]
+BEHIND_LOAD_BALANCER = [c for c in COMBINATIONS if c.id.startswith("load_balancer")]
 
 
 @pytest.fixture(params=COMBINATIONS)
@@ -37,7 +45,8 @@ def test_every_host_is_served_over_tls(served):
         assert response.status_code == 200, f"{host}: {response.status_code}\n{stack.logs()}"
 
 
-def test_a_forged_host_is_dropped(served):
+@pytest.mark.parametrize("served", PROXIED, indirect=True)
+def test_a_forged_host_is_dropped_by_the_proxy(served):
     stack, client = served
     for host_header in (EVIL, f"{EVIL}:{stack.https_port}"):
         try:
@@ -45,6 +54,15 @@ def test_a_forged_host_is_dropped(served):
         except DROPPED:
             continue
         pytest.fail(f"Host {host_header} answered {response.status_code}")
+
+
+@pytest.mark.parametrize("served", BEHIND_LOAD_BALANCER, indirect=True)
+def test_a_forged_host_behind_the_load_balancer_is_refused_by_django(served):
+    stack, client = served
+    for host_header in (EVIL, f"{EVIL}:{stack.https_port}"):
+        response = client.get("/", host=stack.domain, host_header=host_header)
+        assert response.status_code == 400, (host_header, response.status_code)
+        assert "<h1>Bad Request (400)</h1>" in response.text
 
 
 def test_plain_http_is_redirected_to_https_on_the_public_port(served):

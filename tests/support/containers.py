@@ -304,7 +304,9 @@ PYTHON_DOCKERFILE = """\
 FROM @BASE@
 COPY python/ /usr/local/
 COPY uv-cache/ /var/cache/uv-offline/
-RUN ldconfig && python3 --version
+# python:3.12-slim has no nginx: the base's (kept for the nginx image's layout) goes,
+# or preflight in the web container would test the config with Debian's 1.22.
+RUN ldconfig && python3 --version && rm /usr/sbin/nginx
 # uv resolves and installs from the cache filled on the host, never from an index.
 ENV LANG=C.UTF-8 UV_CACHE_DIR=/var/cache/uv-offline UV_OFFLINE=1
 CMD ["python3"]
