@@ -241,6 +241,22 @@ def test_the_rendered_files_read_as_written_by_hand(rendered, combination):
     assert syntax.returncode == 0, syntax.stderr
 
 
+def test_a_hostile_project_name_changes_no_manifest_and_no_command(
+    rendered, releases, tmp_path_factory
+):
+    """The name lands only in comments: YAML and bash comments end at the line's end,
+    and the answers model refuses line breaks."""
+    hostile = {
+        **COMBINATIONS["gateway-split"],
+        "project_slug": "my_site",
+        "project_name": 'x"; $(id) `id` # {{ 1 }} %',
+    }
+    folder = deploy_dir(rendered, tmp_path_factory, hostile)
+    printed = deploy_sh(folder, "production", RELEASE, "--print")
+    assert printed.returncode == 0, printed.stderr
+    assert load_all(printed.stdout) == releases["gateway-split"]["manifests"]["production"]
+
+
 # -- schemas ------------------------------------------------------------------------
 
 
