@@ -339,6 +339,64 @@ server {
         proxy_pass http://upstream_balancer;
     }
 }
+# use-forwarded-headers "true", proxy-real-ip-cidr the L7 load balancer's address: the
+# scheme, host and client come from the X-Forwarded-* headers it sends.
+map $http_x_forwarded_proto $forwarded_proto {
+    default $http_x_forwarded_proto;
+    "" $scheme;
+}
+map $http_x_forwarded_host $forwarded_host {
+    default $http_x_forwarded_host;
+    "" $http_host;
+}
+server {
+    listen 8080 default_server;
+    return 404;
+}
+server {
+    listen 8080;
+    server_name @HOSTS@;
+    set_real_ip_from @LB@/32;
+    real_ip_header X-Forwarded-For;
+    if ($forwarded_proto = http) {
+        return 308 https://$forwarded_host$request_uri;
+    }
+    location / {
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $forwarded_host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Host $forwarded_host;
+        proxy_set_header X-Forwarded-Proto $forwarded_proto;
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_pass http://upstream_balancer;
+    }
+}
+"""
+# An L7 load balancer in front of that: it terminates TLS, sets X-Forwarded-Proto and
+# -For itself and drops a client's X-Forwarded-Host (one that passed it on would let a
+# client pick, among the allowed hosts, the Host Django sees).
+LOAD_BALANCER_CONF = """\
+server {
+    listen 443 ssl default_server;
+    ssl_certificate /etc/nginx/tls/fullchain.pem;
+    ssl_certificate_key /etc/nginx/tls/privkey.pem;
+    return 444;
+}
+server {
+    listen 443 ssl;
+    server_name @HOSTS@;
+    ssl_certificate /etc/nginx/tls/fullchain.pem;
+    ssl_certificate_key /etc/nginx/tls/privkey.pem;
+    location / {
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Host "";
+        proxy_pass http://@FRONT@:8080;
+    }
+}
 """
 
 
@@ -373,6 +431,7 @@ def front(release, pod, tmp_path_factory) -> Front:
         INGRESS_NGINX_CONF.replace("@POD@", f"{pod.ip}:{pod.container_port}")
         .replace("@HOSTS@", " ".join(hosts))
         .replace("@HTTPS_PORT@", str(release["https_port"]))
+        .replace("@LB@", lb_address(release))
     )
     name = f"{release['name']}-ingress"
     with steady_network(changing=True):
@@ -395,6 +454,58 @@ def front(release, pod, tmp_path_factory) -> Front:
             pass
         assert time.monotonic() < deadline, docker("logs", name).stderr[-3000:]
         time.sleep(0.5)
+
+
+def lb_address(release: dict) -> str:
+    return str(ipaddress.ip_address(release["front_ip"]) + 1)
+
+
+@pytest.fixture(scope="module")
+def behind_lb(release, front, tmp_path_factory) -> Front:
+    """The L7 load balancer in front of the controller's use-forwarded-headers server."""
+    folder = tmp_path_factory.mktemp("l7-load-balancer")
+    (folder / "conf.d").mkdir()
+    (folder / "conf.d" / "lb.conf").write_text(
+        LOAD_BALANCER_CONF.replace("@HOSTS@", " ".join(front.hosts)).replace(
+            "@FRONT@", release["front_ip"]
+        )
+    )
+    tls = front.client.ca_path.parent
+    name = f"{release['name']}-lb"
+    https_port = free_port()
+    with steady_network(changing=True):
+        release["started"].append(name)
+        docker("run", "--detach", "--name", name, "--network", release["name"],
+               "--ip", lb_address(release), "--publish", f"127.0.0.1:{https_port}:443",
+               "--volume", f"{folder / 'conf.d'}:/etc/nginx/conf.d:ro",
+               "--volume", f"{tls}:/etc/nginx/tls:ro", nginx_image())  # fmt: skip
+    client = Client(front.client.ca_path, 0, https_port, timeout=10)
+    served = Front(client, front.hosts, https_port, front.answers)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if client.get("/", host=front.domain).status_code == 200:
+                return served
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, docker("logs", name).stderr[-3000:]
+        time.sleep(0.5)
+
+
+def test_behind_an_l7_load_balancer_forged_headers_change_nothing(behind_lb):
+    """ingress-nginx with use-forwarded-headers "true" and proxy-real-ip-cidr the load
+    balancer's address, as docs/guides/kubernetes.md says to configure it."""
+    for host in behind_lb.hosts:
+        assert behind_lb.client.get("/", host=host).status_code == 200
+    baseline = behind_lb.client.get("/", host=behind_lb.domain)
+    forged = behind_lb.client.get("/", host=behind_lb.domain, headers={
+        "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example.org",
+        "X-Forwarded-For": "203.0.113.9",
+    })  # fmt: skip
+    assert (forged.status_code, forged.text) == (baseline.status_code, baseline.text)
+    assert "strict-transport-security" in forged.headers
+    _, login = log_in_to_admin(behind_lb.client, behind_lb, behind_lb.origin())
+    assert login.status_code == 302 and login.headers["location"] == "/admin/"
 
 
 def test_every_host_is_served_through_the_ingress(front):
