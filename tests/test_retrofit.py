@@ -716,3 +716,26 @@ def test_a_retrofitted_settings_package_serves_an_admin_login_through_nginx(
         assert f"<strong>{stack.admin_username}</strong>" in index.text
         css = client.get("/static/admin/css/base.css", host=stack.domain)
         assert css.status_code == 200
+
+
+def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, tmp_path):
+    """deployment=compose on a project with its own Dockerfile, compose.yaml and workflow."""
+    own = {
+        "Dockerfile": 'FROM python:3.12-slim\nCMD ["gunicorn", "shop.wsgi"]\n',
+        "compose.yaml": "services:\n  web:\n    build: .\n",
+        ".dockerignore": ".git\n",
+        ".github/workflows/ci.yml": "on: push\njobs: {}\n",
+    }
+    files = {"manage.py": manage_py("shop.settings"), "shop/__init__.py": "",
+             "shop/settings.py": "SECRET_KEY = 'dev'\n", ".gitignore": ".env\n", **own}  # fmt: skip
+    project = write_files(tmp_path / "shop", files)
+    new_repo(project, "the shop with its own containers")
+    result = copier_copy_cli(template_repo, project, "retrofit=true", "deployment=compose")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {name: (project / name).read_text() for name in own} == own
+    printed = " ".join((result.stdout + result.stderr).split())
+    assert (
+        "Kept as they were, never rendered over: compose.yaml, Dockerfile, .dockerignore, "
+        ".github/workflows." in printed
+    )
+    assert recorded_answers(project)["project_slug"] == "shop"
