@@ -28,7 +28,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from pathspec import PathSpec
 
 # Answers that decide which files exist (see the file names under template/).
-FILE_DECIDING = ("project_slug", "settings_layout", "proxy", "deployment", "gunicorn_bind")
+FILE_DECIDING = (
+    "project_slug", "settings_layout", "proxy", "deployment", "kubernetes_routing", "gunicorn_bind",
+)  # fmt: skip
 
 _names = SandboxedEnvironment(keep_trailing_newline=True)
 

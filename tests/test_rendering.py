@@ -13,6 +13,8 @@ from .combinations import parametrize_combinations
 from .support.git import git
 from .support.paths import ROOT
 from .support.processes import run
+from .support.project import write_files
+from .support.rendering import render
 
 # Jinja's delimiters as the template writes them ({{ x }}, {% if %}, {# #}); a nested
 # f-string format spec such as f"{name:<{width}}" is Python, not residue.
@@ -59,9 +61,25 @@ def test_generated_python_passes_ruff(rendered, answers):
     assert fmt.returncode == 0, fmt.stdout
 
 
+# The least a retrofit finds in its destination: startproject's files for my_site.
+EXISTING_PROJECT = {
+    "manage.py": "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'my_site.settings')\n",
+    "my_site/__init__.py": "",
+    "my_site/settings.py": "SECRET_KEY = 'dev'\nWSGI_APPLICATION = 'my_site.wsgi.application'\n",
+    "my_site/wsgi.py": "from django.core.wsgi import get_wsgi_application\n\napplication = get_wsgi_application()\n",
+}
+
+
 @pytest.mark.parametrize("retrofit", [False, True])
-def test_the_answers_file_gives_the_update_commands_the_readmes_give(rendered, retrofit):
-    project = rendered(retrofit=retrofit)
+def test_the_answers_file_gives_the_update_commands_the_readmes_give(
+    rendered, template_repo, tmp_path, retrofit
+):
+    if retrofit:
+        project = render(
+            template_repo, write_files(tmp_path / "my_site", EXISTING_PROJECT), retrofit=True
+        )
+    else:
+        project = rendered()
 
     def commands(text):
         return {command.strip() for command in COPIER_COMMAND.findall(text)}
