@@ -14,6 +14,11 @@ A .env missing from a project being updated was deleted: the new one says so lou
 because its secret key is new, and for PostgreSQL it carries no password, since the
 database was created with the old one and a new one would only lock Django out.
 
+In a retrofit, the project is the team's: a project that reads .env itself (django-environ,
+python-dotenv, decouple) would run its development and tests with production's values, so
+those go to .env.production instead, which the overlay reads. The project's .gitignore is
+appended to, never rewritten, and what git ignores is checked with `git check-ignore`.
+
 Only the standard library is used, because this runs on the interpreter that runs
 copier, not in the generated project's environment.
 """
@@ -106,6 +111,46 @@ def write_whole(path: Path, content: str) -> None:
             os.unlink(partial)
 
 
+def existing_project(root: Path):
+    """extensions/existing.py's reading of the project, loaded by path like copier does."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "extensions" / "existing.py"
+    spec = importlib.util.spec_from_file_location("django_shipshape_existing", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.detect(root)
+
+
+def git_ignores(name: str) -> bool | None:
+    """Whether git ignores `name` here; None outside a git repository."""
+    result = subprocess.run(
+        ["git", "check-ignore", "-q", "--", name], capture_output=True, check=False
+    )
+    return {0: True, 1: False}.get(result.returncode)
+
+
+def ensure_ignored(name: str, gitignore: Path = Path(".gitignore")) -> None:
+    """Append `name` to the project's .gitignore unless git already ignores it, and say so."""
+    ignored = git_ignores(name)
+    if ignored is None:
+        warn(f"not a git repository: nothing checks that {name} stays out of version control")
+        return
+    if ignored:
+        print(f"{name} is git-ignored")
+        return
+    existing = gitignore.read_bytes() if gitignore.is_file() else b""
+    with gitignore.open("ab") as file:
+        if existing and not existing.endswith(b"\n"):
+            file.write(b"\n")
+        file.write(f"# Secrets of this machine (django-shipshape).\n/{name}\n".encode())
+    if git_ignores(name):
+        print(f"{gitignore}: /{name} appended, so git ignores {name}")
+    else:
+        warn(f"git still does not ignore {name} (a rule after ours?): keep it out of commits")
+
+
 def warn(message: str) -> None:
     print(f"WARNING: {message}", file=sys.stderr)
 
@@ -114,13 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", required=True, help="comma-separated public hostnames")
     parser.add_argument("--database", choices=["sqlite", "postgres"], required=True)
-    parser.add_argument("--deployment", choices=["systemd", "compose"], required=True)
+    parser.add_argument("--deployment", choices=["systemd", "compose", "kubernetes"], required=True)
     parser.add_argument("--project-slug", required=True)
     parser.add_argument("--path", type=Path, default=Path(".env"))
     parser.add_argument(
         "--operation", choices=["copy", "update"], default="copy", help="what copier is doing"
     )
     parser.add_argument("--answers-file", default=".copier-answers.yml")
+    parser.add_argument(
+        "--retrofit", type=lambda value: value.lower() == "true", default=False,
+        help="true when the destination is an existing project",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     # In an update, the project is a git repository that tracks its answers file; the
@@ -129,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     # its render of the new version lacks, and earlier releases wrote .env in both.
     updating_the_project = args.operation == "update" and is_tracked(args.answers_file)
     scratch = args.operation == "update" and not updating_the_project
+    if args.retrofit and not scratch and args.path == Path(".env"):
+        production = args.path.with_name(".env.production")
+        if production.exists() or existing_project(Path.cwd()).reads_env_file:
+            args.path = production
+        ensure_ignored(args.path.name)
     empty = args.path.is_file() and args.path.stat().st_size == 0
     if args.path.exists() and not empty:
         if not scratch:
