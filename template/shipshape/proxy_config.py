@@ -274,6 +274,24 @@ def nginx_test(binary: str, site: Path, workdir: Path) -> subprocess.CompletedPr
     return run([binary, "-t", "-q", "-e", "stderr", "-p", workdir, "-c", main])
 
 
+# `http2 on` came with nginx 1.25.1; the compose image's nginx has it, Debian 12's 1.22 not.
+HTTP2_DIRECTIVE = re.compile(r"^\s*http2\s+on\s*;", re.MULTILINE)
+
+
+def nginx_too_old(binary: str, path: Path) -> str | None:
+    """Why the nginx here cannot judge this config (it is older than the config needs)."""
+    if not HTTP2_DIRECTIVE.search(path.read_text()):
+        return None
+    found = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
+    version = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", found.stderr + found.stdout)
+    if version is None or tuple(map(int, version.groups())) >= (1, 25, 1):
+        return None
+    return (
+        f"nginx {'.'.join(version.groups())} here predates `http2 on` (1.25.1); check the config "
+        "with the nginx that runs it: docker compose run --rm nginx nginx -t"
+    )
+
+
 def validate(
     config: ProxyConfig, binary: str, workdir: Path
 ) -> tuple[subprocess.CompletedProcess, list[str]]:

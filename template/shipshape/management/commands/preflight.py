@@ -238,6 +238,8 @@ class Command(BaseCommand):
         binary = which(kind)
         if binary is None:
             return Outcome(name, SKIP, f"{kind} is not installed here", missing_tool=kind)
+        if kind == "nginx" and (too_old := proxy_config.nginx_too_old(binary, path)):
+            return Outcome(name, SKIP, too_old)
         with tempfile.TemporaryDirectory(prefix="preflight-") as tmp:
             result, notes = proxy_config.validate(config, binary, Path(tmp))
         output = _lines(result.stdout + result.stderr)
