@@ -281,8 +281,18 @@ def test_every_object_validates_strictly(releases, combination, minor):
           "metadata": {"name": "x"}, "spec": {"hostname": ["example.com"],
           "rules": [{"backendRefs": [{"name": "x", "port": 80}]}]}},
          "'hostname' was unexpected"),
+        # What only the upstream CRD schemas know: a kind's and a group's patterns.
+        ({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+          "metadata": {"name": "x"}, "spec": {"parentRefs": [{"kind": "Gate way", "name": "g"}],
+          "rules": [{"backendRefs": [{"name": "x", "port": 80}]}]}},
+         "spec.parentRefs.0.kind: must match pattern"),
+        ({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+          "metadata": {"name": "x"}, "spec": {"parentRefs": [{"name": "g"}],
+          "rules": [{"backendRefs": [{"group": "Example_Group", "name": "x", "port": 80}]}]}},
+         "spec.rules.0.backendRefs.0.group: must match pattern"),
     ],
-    ids=["removed-api-version", "removed-ingress-beta", "unknown-field", "gateway-api-typo"],
+    ids=["removed-api-version", "removed-ingress-beta", "unknown-field", "gateway-api-typo",
+         "gateway-api-crd-kind", "gateway-api-crd-group"],
 )  # fmt: skip
 def test_schema_validation_refuses(broken, expected):
     for minor in (OLDEST_MINOR, NEWEST_MINOR):

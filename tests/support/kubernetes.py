@@ -4,20 +4,30 @@
   (an unknown field is an error), with PyPI's kubernetes-validate; a kind or API version
   that minor does not serve (a removed one included) is an error, not a warning.
   Gateway API objects are CRDs, whose schemas kubernetes-validate does not bundle: they
-  are checked against GATEWAY_API, a strict schema of the fields of Gateway API v1
-  (standard channel) that the template writes.
+  are checked twice, against the upstream CRDs' OpenAPI schemas as npm's
+  @kubernetes-models/gateway-api compiles them (types, enums, patterns, limits), and
+  against GATEWAY_API, a strict schema of the fields of Gateway API v1 (standard
+  channel) that the template writes, since a CRD schema does not refuse unknown fields
+  (an API server prunes them, or refuses them under strict field validation).
 - `lint`: what no schema can say and the API server or a controller would act on:
   one problem per line, each starting with the rule's name (RULES).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
 import jsonschema
 import kubernetes_validate.utils as kv
 import yaml
+
+from .npm import NODE, npm_package
+
+GATEWAY_API_MODELS = "@kubernetes-models/gateway-api@2.0.0"
 
 # The oldest and newest minors docs/guides/kubernetes.md says are supported.
 OLDEST_MINOR = "1.34"
@@ -218,9 +228,15 @@ GATEWAY_API = {
 def validate(objects: Iterable[dict], minor: str) -> list[str]:
     """Every schema problem of `objects` for Kubernetes `minor` (e.g. "1.34"), one per line."""
     problems = []
+    gateway_api = []
     for obj in objects:
         where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
         custom = GATEWAY_API.get((obj.get("apiVersion"), obj.get("kind")))
+        if str(obj.get("apiVersion", "")).startswith("gateway.networking.k8s.io/"):
+            gateway_api.append(obj)
+            if custom is None:
+                problems.append(f"{where}: no strict schema of {obj.get('kind')} in GATEWAY_API")
+                continue
         if custom is not None:
             for error in jsonschema.Draft202012Validator(custom).iter_errors(obj):
                 path = ".".join(map(str, error.absolute_path))
@@ -238,7 +254,20 @@ def validate(objects: Iterable[dict], minor: str) -> list[str]:
         except kv.ValidationError as error:
             path = ".".join(map(str, error.absolute_path))
             problems.append(f"{where}: {path}: {error.message}")
+    if gateway_api:
+        problems += gateway_api_crd_problems(gateway_api)
     return problems
+
+
+def gateway_api_crd_problems(objects: list[dict]) -> list[str]:
+    """Problems the upstream Gateway API CRD schemas find, one per line."""
+    checked = subprocess.run(
+        [NODE, str(Path(__file__).with_name("gateway_api.mjs")), str(npm_package(GATEWAY_API_MODELS))],
+        input=json.dumps(objects), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if checked.returncode != 0:
+        raise RuntimeError(f"the Gateway API schema check failed: {checked.stderr.strip()}")
+    return json.loads(checked.stdout)
 
 
 def _httproute_rules(route: dict, where: str) -> list[str]:
