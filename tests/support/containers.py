@@ -300,6 +300,18 @@ def uv_image() -> str:
     return UV_IMAGE
 
 
+def _uv_env(cache: Path) -> dict[str, str]:
+    """uv's environment for filling `cache` from a scratch project, and nothing else.
+
+    nox sets UV_PROJECT_ENVIRONMENT (and VIRTUAL_ENV) to the test session's virtualenv:
+    inherited, `uv sync` would replace the running tests' packages with the project's.
+    """
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("UV_PROJECT_ENVIRONMENT", "VIRTUAL_ENV")
+    }
+    return {**env, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"}
+
+
 PYTHON_DOCKERFILE = """\
 FROM @BASE@
 COPY python/ /usr/local/
@@ -329,11 +341,10 @@ def python_image(pyproject: Path) -> str:
         work, cache = context / "project", context / "uv-cache"
         work.mkdir()
         shutil.copy2(pyproject, work / "pyproject.toml")
-        env = {**os.environ, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"}
         uv = Path(sys.executable).parent / "uv"
         for step in (["lock"], ["sync", "--no-dev", "--no-install-project"]):
             made = subprocess.run([uv, *step, "--python", python / "bin" / "python3"],
-                                  cwd=work, env=env, capture_output=True, text=True)  # fmt: skip
+                                  cwd=work, env=_uv_env(cache), capture_output=True, text=True)  # fmt: skip
             if made.returncode != 0:
                 raise RuntimeError(f"uv {step[0]} for the python image failed:\n{made.stderr}")
         shutil.rmtree(work)
@@ -554,9 +565,8 @@ def server_image(pyproject: Path, proxy: str) -> str:
         work, cache = context / "project", context / "uv-cache"
         work.mkdir()
         shutil.copy2(pyproject, work / "pyproject.toml")
-        env = {**os.environ, "UV_CACHE_DIR": str(cache), "UV_PYTHON_DOWNLOADS": "never"}
         for step in (["lock"], ["sync", "--no-dev", "--no-install-project"]):
-            made = subprocess.run([uv, *step, "--python", python], cwd=work, env=env,
+            made = subprocess.run([uv, *step, "--python", python], cwd=work, env=_uv_env(cache),
                                   capture_output=True, text=True)  # fmt: skip
             if made.returncode != 0:
                 raise RuntimeError(f"uv {step[0]} for the server image failed:\n{made.stderr}")
