@@ -21,6 +21,8 @@ import pytest
 import yaml
 
 from .combinations import parametrize_combinations
+from .support.project import write_files
+from .support.rendering import render
 from .support.workflows import (
     actionlint,
     gitlab_scripts,
@@ -31,6 +33,7 @@ from .support.workflows import (
     shellcheck,
     zizmor,
 )
+from .test_rendering import EXISTING_PROJECT
 
 # Kubernetes is no axis of the combinations; its Dockerfile is what Dependabot watches.
 KUBERNETES = {
@@ -228,3 +231,15 @@ def test_gitlabs_schema_refuses_a_broken_pipeline(rendered, tmp_path):
         text.replace("  timeout: 10 minutes\n", "  timeout: 10 minutes\n  scripts: []\n")
     )
     assert schema_check("vendor.gitlab-ci", [broken], tmp_path).returncode != 0
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_a_retrofit_keeps_the_projects_own_ci(template_repo, tmp_path, ci):
+    """A retrofitted project's CI is the team's: neither .github/ nor .gitlab-ci.yml is written."""
+    existing = write_files(
+        tmp_path / "my_site", {**EXISTING_PROJECT, ".gitlab-ci.yml": "ours: {}\n"}
+    )
+    project = render(template_repo, existing, retrofit=True, ci=ci)
+    assert (project / "my_site/settings_production.py").is_file()
+    assert not (project / ".github").exists()
+    assert (project / ".gitlab-ci.yml").read_text() == "ours: {}\n"
