@@ -1,4 +1,4 @@
-"""The generated template-update workflow's own steps, run against a real template release.
+"""The generated template-update jobs' own steps, run against a real template release.
 
 GitHub cannot be reached from here, so the job runs as a runner would run it, minus
 GitHub: each `run:` step of the rendered .github/workflows/template-update.yml in order,
@@ -8,8 +8,13 @@ are real; `uvx` runs the test environment's copier (the version the workflow ask
 and `gh` is a stand-in that records what it was asked to open. The two actions (checkout,
 setup-uv) are the clone and that PATH.
 
+GitLab's template-update job runs the same way: its script under bash with the runner's
+flags, the job's variables and GitLab's predefined ones, pushing through the URL it builds
+(mapped to the bare origin by git's insteadOf), whose receiving end records the push
+options that open the merge request; `curl` to GitLab's API is a recording stand-in.
+
 A template release that changes a line the team left alone becomes a pushed branch and a
-pull request; one that changes the line the team changed fails the job and becomes an
+pull (merge) request; one that changes the line the team changed fails the job and becomes an
 issue naming the file, with nothing pushed; a project on the latest release, or whose
 update branch is already open, gets neither.
 """
@@ -73,9 +78,11 @@ def template(tmp_path_factory) -> Path:
     return repo
 
 
-def project_on_github(template: Path, root: Path, team_edit, version: str = "0.1.0") -> Path:
+def project_on_github(
+    template: Path, root: Path, team_edit, version: str = "0.1.0", **answers
+) -> Path:
     """The project generated at `version`, with the team's commit, pushed to a bare origin."""
-    project = render(template, root / "generated" / "my_site", vcs_ref=version)
+    project = render(template, root / "generated" / "my_site", vcs_ref=version, **answers)
     new_repo(project, f"generated from django-shipshape {version}")
     team_edit(project)
     commit_all(project, "the team's edit")
@@ -269,3 +276,139 @@ def test_a_project_on_the_latest_release_gets_nothing(template, tmp_path):
     assert set(outcomes(job).values()) == {"success", "skipped"}
     assert remote_branches(origin) == ["main"]
     assert recorded_answers(job["workspace"])["_commit"] == "0.2.0"
+
+
+# GitLab -------------------------------------------------------------------------------
+
+# A stand-in for curl to GitLab's API: every call recorded, with the description it sent.
+CURL = """#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+description = None
+for arg in args:
+    if arg.startswith("description@"):
+        description = open(arg.split("@", 1)[1]).read()
+with open(os.environ["CURL_LOG"], "a") as log:
+    log.write(json.dumps({"args": args, "description": description}) + "\\n")
+if "--get" in args:
+    print("[]")
+"""
+
+# What the receiving end got with the push: git hands a hook the push options.
+POST_RECEIVE = """#!/bin/sh
+i=0
+while [ "$i" -lt "${GIT_PUSH_OPTION_COUNT:-0}" ]; do
+  eval "echo \\"\\$GIT_PUSH_OPTION_$i\\""
+  i=$((i + 1))
+done > push-options.txt
+"""
+
+GITLAB = {
+    "CI_SERVER_HOST": "gitlab.example",
+    "CI_PROJECT_PATH": "team/my_site",
+    "CI_PROJECT_ID": "7",
+    "CI_API_V4_URL": "https://gitlab.example/api/v4",
+    "CI_DEFAULT_BRANCH": "main",
+    "CI_COMMIT_BRANCH": "main",
+    "TEMPLATE_UPDATE": "true",
+    "TEMPLATE_UPDATE_TOKEN": "glpat-for-tests",
+}
+
+
+def run_gitlab_job(origin: Path, root: Path, token: str = GITLAB["TEMPLATE_UPDATE_TOKEN"]) -> dict:
+    """The template-update job, in a fresh clone of origin at its commit, as GitLab runs it."""
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = root / "workspace"
+    git("clone", "-q", str(origin), str(workspace), cwd=root)
+    git("checkout", "-q", "--detach", cwd=workspace)
+    git("config", "receive.advertisePushOptions", "true", cwd=origin)
+    hook = origin / "hooks/post-receive"
+    hook.write_text(POST_RECEIVE)
+    hook.chmod(0o755)
+    tools, home = root / "tools", root / "home"
+    for folder in (tools, home):
+        folder.mkdir(exist_ok=True)
+    for name, script in (("curl", CURL), ("uvx", UVX)):
+        (tools / name).write_text(script)
+        (tools / name).chmod(0o755)
+    (home / "copier-settings.yml").write_text("{}\n")
+    url = f"https://oauth2:{token}@gitlab.example/team/my_site.git"
+    (home / "gitconfig").write_text(f'[url "{origin}"]\n\tinsteadOf = {url}\n')
+
+    config = yaml.safe_load((workspace / ".gitlab-ci.yml").read_text())
+    job = config["template-update"]
+    variables = {
+        name: str(value).replace("$CI_SERVER_HOST", GITLAB["CI_SERVER_HOST"])
+        for name, value in {**config.get("variables", {}), **job["variables"]}.items()
+    }
+    env = {
+        "PATH": f"{tools}:{os.environ['PATH']}",
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
+        "COPIER_SETTINGS_PATH": str(home / "copier-settings.yml"),
+        "CURL_LOG": str(root / "curl.log"),
+        **GITLAB,
+        "TEMPLATE_UPDATE_TOKEN": token,
+        **variables,
+    }
+    # GitLab's runner runs a bash job's script under `set -eo pipefail`.
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(job["script"])],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    log = root / "curl.log"
+    options = origin / "push-options.txt"
+    return {
+        "returncode": result.returncode,
+        "output": result.stdout + result.stderr,
+        "curl": [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else [],
+        "push_options": options.read_text().splitlines() if options.exists() else [],
+    }
+
+
+def test_gitlab_a_clean_update_is_pushed_with_the_options_that_open_a_merge_request(
+    template, tmp_path
+):
+    origin = project_on_github(template, tmp_path, edit_readme, ci="gitlab")
+    job = run_gitlab_job(origin, tmp_path)
+
+    assert job["returncode"] == 0, job["output"]
+    assert sorted(remote_branches(origin)) == sorted(["main", BRANCH])
+    assert "client_max_body_size 20m;" in git("show", f"{BRANCH}:{NGINX_CONF}", cwd=origin)
+    assert "_commit: 0.2.0" in git("show", f"{BRANCH}:.copier-answers.yml", cwd=origin)
+    options = job["push_options"]
+    assert options[:4] == [
+        "merge_request.create",
+        "merge_request.target=main",
+        "merge_request.remove_source_branch",
+        "merge_request.title=Template release 0.2.0",
+    ]
+    assert options[4].startswith("merge_request.description=copier update merged the template's")
+    assert f"CHANGELOG.md in {template}." in options[4]
+    assert job["curl"] == []
+    # The token reached git only through the remote URL, and is in no pushed file.
+    assert "glpat-for-tests" not in git("log", "-p", BRANCH, cwd=origin)
+
+
+def test_gitlab_a_conflicting_update_fails_and_opens_an_issue(template, tmp_path):
+    origin = project_on_github(template, tmp_path, edit_upload_limit, ci="gitlab")
+    job = run_gitlab_job(origin, tmp_path)
+
+    assert job["returncode"] == 1
+    assert f"The update left conflicts in: {NGINX_CONF}" in job["output"]
+    assert remote_branches(origin) == ["main"]
+    search, create = job["curl"]
+    title = "Template release 0.2.0 conflicts with this project's changes"
+    assert "--get" in search["args"] and f"search={title}" in search["args"]
+    assert f"title={title}" in create["args"]
+    assert "PRIVATE-TOKEN: glpat-for-tests" in create["args"]
+    assert create["args"][-1] == "https://gitlab.example/api/v4/projects/7/issues"
+    assert f"- `{NGINX_CONF}`" in create["description"]
+
+
+def test_gitlab_the_job_without_its_token_stops_saying_what_to_add(template, tmp_path):
+    origin = project_on_github(template, tmp_path, edit_readme, ci="gitlab")
+    job = run_gitlab_job(origin, tmp_path, token="")
+    assert job["returncode"] == 1
+    assert "TEMPLATE_UPDATE_TOKEN is not set: add a project access token" in job["output"]
+    assert remote_branches(origin) == ["main"]
