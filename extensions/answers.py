@@ -249,6 +249,8 @@ class Answers(BaseModel):
     tls_cert: str
     tls_key: str
     gunicorn_bind: str
+    # CI and template updates: where CI runs decides .github/ or .gitlab-ci.yml.
+    ci: Literal["github", "gitlab"] = "github"
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
@@ -263,7 +265,7 @@ class Answers(BaseModel):
 
     @field_validator(
         "proxy", "settings_layout", "deployment", "kubernetes_routing", "database",
-        "django_version", mode="before",
+        "django_version", "ci", mode="before",
     )  # fmt: skip
     @classmethod
     def _choice(cls, value: Any, info: ValidationInfo) -> str:

@@ -30,6 +30,7 @@ from pathspec import PathSpec
 # Answers that decide which files exist (see the file names under template/).
 FILE_DECIDING = (
     "project_slug", "settings_layout", "proxy", "deployment", "kubernetes_routing", "gunicorn_bind",
+    "ci",
 )  # fmt: skip
 
 _names = SandboxedEnvironment(keep_trailing_newline=True)

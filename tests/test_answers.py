@@ -43,6 +43,7 @@ DEFAULTS = {
     "tls_cert": "/etc/letsencrypt/live/example.com/fullchain.pem",
     "tls_key": "/etc/letsencrypt/live/example.com/privkey.pem",
     "gunicorn_bind": "unix:/run/my_site/gunicorn.sock",
+    "ci": "github",
 }
 
 

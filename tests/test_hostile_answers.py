@@ -226,3 +226,29 @@ def test_a_hostile_name_lands_in_every_file_as_text(
         units = sorted(p.name for p in (project / "deploy/systemd").iterdir())
         verified = systemd_verify(project / "deploy/systemd", units, tmp_path)
         assert verified.returncode == 0 and not verified.stderr, verified.stderr
+
+
+# ci: a choice that decides which CI files exist ----------------------------------------
+
+CLUMSY_CI = ["GitHub", " github", "github\n", "gitlab-ci", "none", "", None, True, 1, ["github"]]
+
+
+@pytest.mark.parametrize("value", [*INJECTIONS, *CLUMSY_CI], ids=lambda v: repr(v)[:30])
+def test_a_hostile_or_clumsy_ci_answer_is_refused_with_one_line(value):
+    problems = refusal("ci", value)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("ci: ") and "\n" not in problems[0]
+    assert problems[0].endswith("answer one of github, gitlab")
+
+
+def test_a_hostile_ci_answer_given_to_copier_writes_nothing(template_repo, tmp_path):
+    from .support.rendering import copier_copy_cli
+
+    dest = tmp_path / "project"
+    result = copier_copy_cli(template_repo, dest, "ci=github; rm -rf /")
+    refused = [line for line in result.stderr.splitlines() if line.startswith("refused: ")]
+    assert refused == [
+        "refused: ci: 'github; rm -rf /' is not one of the choices; answer one of github, gitlab"
+    ], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not dest.exists()

@@ -19,6 +19,8 @@ from .support.rendering import render
 # Jinja's delimiters as the template writes them ({{ x }}, {% if %}, {# #}); a nested
 # f-string format spec such as f"{name:<{width}}" is Python, not residue.
 JINJA_RESIDUE = re.compile(r"\{\{[ -]|[ -]\}\}|\{%|%\}|\{#|#\}")
+# A GitHub Actions expression (${{ github.ref }}) is the workflow's own syntax.
+GITHUB_EXPRESSION = re.compile(r"\$\{\{ [^{}]+ \}\}")
 NOT_TEXT = {".png", ".ico", ".sqlite3"}
 # A copier command as a generated file quotes it, up to a backtick or a comment.
 COPIER_COMMAND = re.compile(r"(?:python3 -m pip install copier|copier update)\b[^`#\n]*")
@@ -39,7 +41,7 @@ def test_no_jinja_residue_blank_line_runs_or_trailing_spaces(rendered, answers):
     for path in generated_files(project):
         text = path.read_text()
         name = path.relative_to(project)
-        if JINJA_RESIDUE.search(text):
+        if JINJA_RESIDUE.search(GITHUB_EXPRESSION.sub("", text)):
             problems.append(f"{name}: Jinja residue")
         if path.suffix != ".py" and "\n\n\n" in text:
             problems.append(f"{name}: a run of blank lines")

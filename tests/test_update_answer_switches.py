@@ -1,6 +1,6 @@
 """`copier update` that changes an answer never silently deletes a team's edits.
 
-Switching settings_layout, proxy or deployment makes copier delete every file only the
+Switching settings_layout, proxy, deployment or ci makes copier delete every file only the
 old answers render, edited or not, and exit 0. The template refuses such a switch
 before anything is written, naming each changed file and the way through (rename it,
 commit, update again), and lets the same switch through on a project nobody edited.
@@ -20,6 +20,7 @@ BASE = "my_site/settings/base.py"
 PRODUCTION = "my_site/settings/production.py"
 NGINX_CONF = "deploy/nginx/my_site.conf"
 UNIT = "deploy/systemd/my_site.service"
+WORKFLOW = ".github/workflows/ci.yml"
 
 
 def team_edits_settings(project: Path) -> None:
@@ -37,6 +38,10 @@ def team_edits_unit(project: Path) -> None:
     (project / UNIT).write_text(text.replace("[Service]\n", "[Service]\nNice=5\n", 1))
 
 
+def team_edits_workflow(project: Path) -> None:
+    edit(project / WORKFLOW, "    timeout-minutes: 15\n", "    timeout-minutes: 25\n")
+
+
 # question, new value, extra answers the switch needs, the team's edits, the files they touch
 SWITCHES = {
     "split-to-single": ({"settings_layout": "single"}, team_edits_settings, [BASE, PRODUCTION]),
@@ -46,6 +51,7 @@ SWITCHES = {
         team_edits_unit,
         [UNIT],
     ),
+    "github-to-gitlab": ({"ci": "gitlab"}, team_edits_workflow, [WORKFLOW]),
 }
 
 
