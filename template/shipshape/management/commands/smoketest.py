@@ -200,21 +200,48 @@ def evaluate_served(host: str, probe: Probe) -> Result:
     return result("https-served", host, FAIL, probe.describe())
 
 
-def evaluate_unknown_host(probes: dict[str, Probe]) -> Result:
+def evaluate_unknown_host(probes: dict[str, Probe], own_not_found: Probe | None = None) -> Result:
+    """Refused: closed, 400 or 421, or a 404 that is not the site's own 404 page.
+
+    Kubernetes ingress controllers and Gateways answer a Host they route nowhere
+    with their default backend's 404 instead of closing; `own_not_found` is the
+    site's own answer to the same path on its real host, so a 404 that Django
+    rendered (ALLOWED_HOSTS letting the unknown host in) still fails.
+    """
     served = {
         how: probe
         for how, probe in probes.items()
-        if probe.response is not None and probe.response.status_code not in (400, 421)
+        if probe.response is not None
+        and probe.response.status_code not in (400, 421)
+        and not not_from_django(probe, own_not_found)
     }
     if served:
         detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in served.items())
         return result("unknown-host", UNKNOWN_HOST, FAIL, f"answered ({detail})")
-    outcomes = {probe.describe() for probe in probes.values()}
+    outcomes = {refusal(probe, own_not_found) for probe in probes.values()}
     if len(outcomes) == 1 and len(probes) > 1:
         detail = f"every probe: {outcomes.pop()}"
     else:
-        detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in probes.items())
+        detail = "; ".join(f"{how}: {refusal(probe, own_not_found)}" for how, probe in probes.items())  # fmt: skip
     return result("unknown-host", UNKNOWN_HOST, PASS, f"refused ({detail})")
+
+
+def not_from_django(probe: Probe, own_not_found: Probe | None) -> bool:
+    """A 404 whose body differs from the site's own 404 page for the same path."""
+    own = own_not_found.response if own_not_found is not None else None
+    return (
+        probe.response is not None
+        and probe.response.status_code == 404
+        and own is not None
+        and own.status_code == 404
+        and probe.response.content != own.content
+    )
+
+
+def refusal(probe: Probe, own_not_found: Probe | None) -> str:
+    if not_from_django(probe, own_not_found):
+        return "404 from the front, not the site's own 404 page"
+    return probe.describe()
 
 
 def evaluate_redirect(host: str, probe: Probe, expected_location: str) -> Result:
@@ -498,6 +525,12 @@ class SmokeTest:
                 host: asyncio.ensure_future(self.fetch(self.client, "GET", self.origin(host) + "/"))
                 for host in dict.fromkeys([self.host, *self.hosts])
             }
+            # A path nothing serves: the not-found check asks it on the real host, and the
+            # unknown-host probes with their Host, so the two 404 pages can be compared.
+            self.missing_path = f"/shipshape-smoketest-{secrets.token_hex(4)}/"
+            self.own_not_found = asyncio.ensure_future(
+                self.fetch(self.client, "GET", self.origin(self.host) + self.missing_path)
+            )
             self.redirect_path = f"/shipshape-smoketest/?check={secrets.token_hex(4)}"
             self.redirect = {
                 host: asyncio.ensure_future(
@@ -529,13 +562,14 @@ class SmokeTest:
         ]
 
     async def unknown_host(self) -> list[Result]:
+        path = self.missing_path
         requests = {
             "forged Host over HTTPS": self.fetch(
-                self.client, "GET", self.origin(self.host) + "/", headers={"Host": UNKNOWN_HOST}
+                self.client, "GET", self.origin(self.host) + path, headers={"Host": UNKNOWN_HOST}
             ),
-            "unknown SNI": self.fetch(self.lenient_client, "GET", self.origin(UNKNOWN_HOST) + "/"),
+            "unknown SNI": self.fetch(self.lenient_client, "GET", self.origin(UNKNOWN_HOST) + path),
             "forged Host over HTTP": self.fetch(
-                self.client, "GET", self.http_url(self.host), headers={"Host": UNKNOWN_HOST}
+                self.client, "GET", self.http_url(self.host, path), headers={"Host": UNKNOWN_HOST}
             ),
         }
         if self.health_path:
@@ -546,11 +580,11 @@ class SmokeTest:
                 headers={"Host": UNKNOWN_HOST},
             )
         probes = await asyncio.gather(*requests.values())
-        return [evaluate_unknown_host(dict(zip(requests, probes, strict=True)))]
+        own = await self.own_not_found
+        return [evaluate_unknown_host(dict(zip(requests, probes, strict=True)), own)]
 
     async def not_found(self) -> list[Result]:
-        url = self.origin(self.host) + f"/shipshape-smoketest-{secrets.token_hex(4)}/"
-        return [evaluate_not_found(self.host, await self.fetch(self.client, "GET", url))]
+        return [evaluate_not_found(self.host, await self.own_not_found)]
 
     async def security_headers(self) -> list[Result]:
         home = await self.home[self.host]
