@@ -616,6 +616,8 @@ class Answers(BaseModel):
     @field_validator("readiness_path")
     @classmethod
     def _readiness_path(cls, value: str, info: ValidationInfo) -> str:
+        if "health_path" not in info.data and "readiness_path" not in given(info):
+            return value  # derived from a refused health_path, which is the one reported
         example = readiness_path_from(info.data.get("health_path", "/healthz"))
         if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
             raise refuse(

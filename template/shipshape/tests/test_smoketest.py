@@ -143,6 +143,20 @@ def test_an_unknown_host_must_be_dropped_or_refused_never_served():
     assert evaluate_unknown_host({**refused, "health": probe(200, text="ok")}).status == FAIL
 
 
+def test_a_404_for_an_unknown_host_passes_only_when_it_is_not_the_sites_own():
+    """An ingress controller's default backend answers 404; Django's own 404 page for
+    the same path means the unknown Host reached Django."""
+    own = probe(404, text="<title>Not Found</title>")
+    front = {"https": probe(404, text="default backend - 404"), "sni": DROPPED}
+    passed = evaluate_unknown_host(front, own)
+    assert passed.status == PASS and "404 from the front" in passed.detail
+    django = {"https": probe(404, text="<title>Not Found</title>"), "sni": DROPPED}
+    assert evaluate_unknown_host(django, own).status == FAIL
+    # Without the site's own page to compare with, a 404 proves nothing.
+    assert evaluate_unknown_host(front).status == FAIL
+    assert evaluate_unknown_host(front, DROPPED).status == FAIL
+
+
 def test_cookie_flags_are_read_from_set_cookie():
     secure = [("Set-Cookie", "sessionid=abc; HttpOnly; Path=/; SameSite=Lax; Secure")]
     plain = [("Set-Cookie", "sessionid=abc; Path=/; Secure")]
