@@ -8,6 +8,8 @@ since the tests stop and start it.
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -49,9 +51,11 @@ def served(template_repo, project_python, tmp_path_factory, e2e_ca, database) ->
         )  # fmt: skip
 
 
-def probe(address: tuple[str, int], path: str, host: str = POD_HOST) -> httpx.Response:
+def probe(
+    address: tuple[str, int], path: str, host: str = POD_HOST, timeout: float = 10
+) -> httpx.Response:
     host_ip, port = address
-    return httpx.get(f"http://{host_ip}:{port}{path}", headers={"Host": host}, timeout=10)
+    return httpx.get(f"http://{host_ip}:{port}{path}", headers={"Host": host}, timeout=timeout)
 
 
 def lives(address: tuple[str, int]) -> bool:
@@ -124,3 +128,27 @@ def test_readiness_answers_503_migrations_until_migrate_has_run(served, database
         gunicorn.stop()
         restored = served.manage("migrate", "--noinput", "--fake-initial")
         assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
+def test_readiness_answers_503_database_within_seconds_when_the_server_never_answers(
+    served, tmp_path
+):
+    """A database host that accepts connections and never answers (a hung server, a
+    firewall that drops replies) fails the probe within DATABASE_URL's connect timeout
+    (5 s unless it says otherwise) instead of holding a gunicorn thread."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port, gunicorn_port = silent.getsockname()[1], free_port()
+        env = {**served.env, "DATABASE_URL": f"postgres://u:p@127.0.0.1:{port}/readiness"}
+        gunicorn = start_gunicorn(
+            served, tmp_path / "gunicorn.log", binds=(f"127.0.0.1:{gunicorn_port}",), env=env
+        )
+        try:
+            address = ("127.0.0.1", gunicorn_port)
+            wait_until(lambda: lives(address), [gunicorn], "gunicorn's workers")
+            started = time.monotonic()
+            response = probe(address, READINESS_PATH, timeout=30)
+            took = time.monotonic() - started
+            assert (response.status_code, response.text) == (503, "database\n"), gunicorn.tail()
+            assert 4 < took < 15, f"{took:.1f} s"
+        finally:
+            gunicorn.stop()

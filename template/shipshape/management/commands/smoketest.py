@@ -222,7 +222,9 @@ def evaluate_unknown_host(probes: dict[str, Probe], own_not_found: Probe | None 
     if len(outcomes) == 1 and len(probes) > 1:
         detail = f"every probe: {outcomes.pop()}"
     else:
-        detail = "; ".join(f"{how}: {refusal(probe, own_not_found)}" for how, probe in probes.items())  # fmt: skip
+        detail = "; ".join(
+            f"{how}: {refusal(probe, own_not_found)}" for how, probe in probes.items()
+        )
     return result("unknown-host", UNKNOWN_HOST, PASS, f"refused ({detail})")
 
 
