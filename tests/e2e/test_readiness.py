@@ -20,6 +20,7 @@ from ..postgres import PostgresServer, running_postgres
 from ..support.ports import free_port
 from ..support.processes import STARTUP_TIMEOUT, wait_until
 from ..support.stack import Stack, start_gunicorn, start_stack
+from ..test_bundled_checks import smoketest
 
 pytestmark = pytest.mark.xdist_group("e2e-readiness")
 
@@ -88,14 +89,24 @@ def test_readiness_with_the_pod_ip_as_host_is_answered_and_other_paths_are_not(s
 def test_readiness_answers_503_database_while_the_database_is_stopped(served, database):
     address = served.gunicorn_address
     assert answers(address, READINESS_PATH) == {(200, "ok\n")}
+    assert ready_check(served) == ("pass", "200 ok")
     database.stop()
     try:
         assert answers(address, READINESS_PATH) == {(503, "database\n")}, served.logs()
         # Liveness stays a cheap answer: an outage of the database restarts nothing.
         assert answers(address, HEALTH_PATH) == {(200, "ok\n")}
+        # smoketest, through the load balancer stand-in, says which.
+        assert ready_check(served) == ("fail", "503 database")
     finally:
         database.start()
     assert answers(address, READINESS_PATH) == {(200, "ok\n")}, served.logs()
+
+
+def ready_check(served: Stack) -> tuple[str, str]:
+    """smoketest's `ready` result against the stack's public URL."""
+    report = smoketest(served, served.https_port, served.http_port, login=False)
+    (ready,) = [r for r in report["results"] if r["id"] == "ready"]
+    return ready["status"], ready["detail"]
 
 
 def test_readiness_answers_503_migrations_until_migrate_has_run(served, database, tmp_path):

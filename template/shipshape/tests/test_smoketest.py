@@ -20,6 +20,7 @@ from shipshape.management.commands.smoketest import (
     evaluate_forged_proto,
     evaluate_hsts,
     evaluate_not_found,
+    evaluate_ready,
     evaluate_redirect,
     evaluate_trace,
     evaluate_unknown_host,
@@ -155,6 +156,15 @@ def test_a_404_for_an_unknown_host_passes_only_when_it_is_not_the_sites_own():
     # Without the site's own page to compare with, a 404 proves nothing.
     assert evaluate_unknown_host(front).status == FAIL
     assert evaluate_unknown_host(front, DROPPED).status == FAIL
+
+
+def test_ready_passes_on_ok_and_fails_with_the_reason_the_site_gives():
+    assert evaluate_ready("h", probe(200, text="ok\n")).status == PASS
+    not_ready = evaluate_ready("h", probe(503, text="migrations\n"))
+    assert not_ready.status == FAIL and not_ready.detail == "503 migrations"
+    assert "run migrate" in not_ready.fix
+    assert evaluate_ready("h", probe(200, text="<html>a page</html>")).status == FAIL
+    assert evaluate_ready("h", DROPPED).status == FAIL
 
 
 def test_cookie_flags_are_read_from_set_cookie():

@@ -3,7 +3,8 @@
 What the checklist asks to verify with real requests after every release: each
 host is served over HTTPS, unknown hosts are refused, HTTP redirects to HTTPS,
 no debug page, the security headers and cookie flags, forged proxy headers
-change nothing, the admin login's CSRF check passes, TRACE is refused. Every
+change nothing, the admin login's CSRF check passes, TRACE is refused, and
+the readiness path answers ok (the database reached, every migration applied). Every
 request runs at once, so the run takes about as long as its slowest request.
 
     python manage.py smoketest https://example.com
@@ -82,6 +83,8 @@ FIXES = {
     "csrf-post": "pass the browser's Host (with its port) and X-Forwarded-Proto to Django "
     "instead of adding CSRF_TRUSTED_ORIGINS",
     "trace": "refuse TRACE at the proxy or leave it to Django (405)",
+    "ready": "503 database: check DATABASE_URL and the database; 503 migrations: run migrate "
+    "for this release",
 }
 
 
@@ -371,6 +374,17 @@ def evaluate_trace(target: str, probe: Probe) -> Result:
     return result("trace", target, WARN, f"answered {probe.describe()}, expected 405 or 501")
 
 
+def evaluate_ready(target: str, probe: Probe) -> Result:
+    """The readiness path through the public front: 200 `ok` once the instance that
+    answered reaches its database with every migration applied."""
+    response = probe.response
+    if response is not None and response.status_code == 200 and response.text.strip() == "ok":
+        return result("ready", target, PASS, "200 ok")
+    if response is not None and response.status_code == 503:
+        return result("ready", target, FAIL, f"503 {one_line(response.text, 40)}")
+    return result("ready", target, FAIL, probe.describe())
+
+
 def evaluate_csrf_post(target: str, probe: Probe, logged_in: bool) -> Result:
     response = probe.response
     if response is None:
@@ -476,6 +490,7 @@ class SmokeTest:
             if shipshape.get("proxy") != "load_balancer"
             else None
         )
+        self.readiness_path = getattr(settings, "READINESS_CHECK_PATH", None)
 
     def origin(self, host: str) -> str:
         return f"https://{host}{self.suffix}"
@@ -549,6 +564,7 @@ class SmokeTest:
                 self.forged_headers(),
                 self.admin_login(),
                 self.trace(),
+                self.ready(),
             )
         return [r for group in groups for r in group]
 
@@ -673,6 +689,12 @@ class SmokeTest:
             "not checked: the session cookie is only set after a login",
             "pass --admin-user NAME --admin-password-env VAR to log in and check it",
         )
+
+    async def ready(self) -> list[Result]:
+        if not self.readiness_path:
+            return []
+        url = self.origin(self.host) + self.readiness_path
+        return [evaluate_ready(self.host, await self.fetch(self.client, "GET", url))]
 
     async def trace(self) -> list[Result]:
         url = self.origin(self.host) + "/"
