@@ -208,6 +208,15 @@ def cidr_problem(value: str) -> str | None:
     return None
 
 
+def readiness_path_from(health_path: str) -> str:
+    """The readiness path beside a health path: /healthz gives /readyz, /-/health gives
+    /-/ready, and a path without "health" in its last segment gets /ready under it."""
+    head, _, last = str(health_path).rpartition("/")
+    if "health" in last:
+        return f"{head}/{last.replace('health', 'ready', 1)}"
+    return f"{str(health_path).rstrip('/')}/ready"
+
+
 def is_file_path(value: str) -> bool:
     """An absolute path with no space, metacharacter, '.' or '..' segment, or trailing slash."""
     return bool(FILE_PATH.fullmatch(value)) and not path_segments_problem(value)
@@ -251,13 +260,15 @@ class Answers(BaseModel):
     gunicorn_bind: str
     # CI and template updates: where CI runs decides .github/ or .gitlab-ci.yml.
     ci: Literal["github", "gitlab"] = "github"
+    # Readiness beside liveness (operations).
+    readiness_path: str = "/readyz"
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
     @field_validator(
         "project_name", "project_slug", "domain", "admin_path", "health_path",
         "existing_settings_module", "app_dir", "tls_cert", "tls_key", "gunicorn_bind",
-        "kubernetes_controller_namespace", mode="before",
+        "kubernetes_controller_namespace", "readiness_path", mode="before",
     )  # fmt: skip
     @classmethod
     def _text(cls, value: Any) -> str:
@@ -602,6 +613,31 @@ class Answers(BaseModel):
                 "a load balancer on another host cannot reach loopback; give 0.0.0.0:8000 "
                 "(gunicorn trusts forwarded headers only from lb_trusted_cidrs)"
             )
+        return value
+
+    @field_validator("readiness_path")
+    @classmethod
+    def _readiness_path(cls, value: str, info: ValidationInfo) -> str:
+        if "health_path" not in info.data and "readiness_path" not in given(info):
+            return value  # derived from a refused health_path, which is the one reported
+        example = readiness_path_from(info.data.get("health_path", "/healthz"))
+        if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
+            raise refuse(
+                f"'{value}' must be an absolute path without a trailing slash, e.g. {example}"
+            )
+        if value == info.data.get("health_path"):
+            raise refuse(
+                f"'{value}' is the health path, which stays a cheap liveness answer; "
+                f"give readiness its own path, e.g. {example}"
+            )
+        admin = "/" + info.data.get("admin_path", "\0")
+        if (
+            (value + "/").startswith(admin)
+            or admin.startswith(value + "/")
+            or value.split("/")[1] in ("static", "media")
+        ):
+            raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. {example}")  # fmt: skip
+        refuse_if_longer(value, MAX_URL_PATH)
         return value
 
     # -- values computed once from the answers, for every generated file ---------------

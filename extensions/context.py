@@ -162,6 +162,7 @@ class AnswersExtension(ContextHook):
             refuse_given_answers=refuse_given_answers,
             refuse_answers=refuse_answers,
             slug_from_name=answers.slug_from_name,
+            readiness_path_from=answers.readiness_path_from,
         )
         environment.filters.update(FILTERS)
 

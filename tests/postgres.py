@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,43 @@ class PostgresServer:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")
         return result.stdout.strip()
 
+    def stop(self) -> None:
+        """Stop the server (fast mode: open connections are closed); start() brings it back."""
+        _check(
+            _as_server_user(
+                [PG_BIN / "pg_ctl", "stop", "--mode=fast", "--wait", f"--pgdata={self.data_dir}"],
+                cwd=self.root,
+            ),
+            "pg_ctl stop",
+        )
+
+    def start(self) -> None:
+        # Durability is irrelevant to a throwaway server: skip the fsyncs.
+        options = (
+            f"-c port={self.port} -c listen_addresses={self.host}"
+            f" -c unix_socket_directories={self.socket_dir}"
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            " -c log_connections=on"
+        )
+        _check(
+            _as_server_user(
+                [
+                    PG_BIN / "pg_ctl", "start", "--wait", "--timeout=60",
+                    f"--pgdata={self.data_dir}", f"--log={self.log_file}", f"--options={options}",
+                ],
+                cwd=self.root,
+            ),
+            "pg_ctl start",
+        )  # fmt: skip
+
+    def create_database(self, prefix: str = "shipshape") -> str:
+        """A fresh database owned by a fresh role with a password; its DATABASE_URL."""
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(18)
+        self.psql(f"CREATE ROLE {name} LOGIN CREATEDB PASSWORD '{password}'")
+        self.psql(f"CREATE DATABASE {name} OWNER {name}")
+        return f"postgres://{name}:{password}@{self.host}:{self.port}/{name}"
+
 
 def _as_server_user(args: list, cwd: Path) -> subprocess.CompletedProcess:
     prefix = ["runuser", "-u", "postgres", "--"] if AS_ROOT else []
@@ -96,6 +134,13 @@ def _check(result: subprocess.CompletedProcess, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A server of its own, started here and stopped on leaving: one a test may stop."""
     # Not under pytest's tmp_path: its folders are 0700 root, closed to the postgres user.
     root = Path(tempfile.mkdtemp(prefix="shipshape-postgres-"))
     if AS_ROOT:
@@ -114,23 +159,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             "initdb",
         )  # fmt: skip
         _as_server_user(["mkdir", server.socket_dir], cwd=root)
-        # Durability is irrelevant to a throwaway server: skip the fsyncs.
-        options = (
-            f"-c port={server.port} -c listen_addresses={server.host}"
-            f" -c unix_socket_directories={server.socket_dir}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            " -c log_connections=on"
-        )
-        _check(
-            _as_server_user(
-                [
-                    PG_BIN / "pg_ctl", "start", "--wait", "--timeout=60",
-                    f"--pgdata={server.data_dir}", f"--log={server.log_file}", f"--options={options}",
-                ],
-                cwd=root,
-            ),
-            "pg_ctl start",
-        )  # fmt: skip
+        server.start()
         yield server
     finally:
         if (server.data_dir / "postmaster.pid").exists():

@@ -44,6 +44,7 @@ DEFAULTS = {
     "tls_key": "/etc/letsencrypt/live/example.com/privkey.pem",
     "gunicorn_bind": "unix:/run/my_site/gunicorn.sock",
     "ci": "github",
+    "readiness_path": "/readyz",
 }
 
 
@@ -270,7 +271,34 @@ REFUSED = [
     ({**K8S, "kubernetes_controller_namespace": "a" * 64}, "kubernetes_controller_namespace: '" + "a" * 64 + "' is not a Kubernetes namespace name"),
     ({"kubernetes_routing": "traefik"}, "kubernetes_routing: applies only to deployment=kubernetes; drop it"),
     ({"kubernetes_controller_namespace": "traefik"}, "kubernetes_controller_namespace: applies only to deployment=kubernetes; drop it"),
+    # Readiness beside liveness.
+    ({"readiness_path": "/healthz"}, "readiness_path: '/healthz' is the health path, which stays a cheap liveness answer; give readiness its own path, e.g. /readyz"),
+    ({"health_path": "/-/health", "readiness_path": "/-/health"}, "readiness_path: '/-/health' is the health path, which stays a cheap liveness answer; give readiness its own path, e.g. /-/ready"),
+    ({"readiness_path": "readyz"}, "readiness_path: 'readyz' must be an absolute path without a trailing slash, e.g. /readyz"),
+    ({"readiness_path": "/readyz/"}, "readiness_path: '/readyz/' must be an absolute path"),
+    ({"readiness_path": "/../readyz"}, "readiness_path: '/../readyz' must be an absolute path"),
+    ({"readiness_path": "/ready z"}, "readiness_path: '/ready z' must be an absolute path"),
+    ({"readiness_path": ""}, "readiness_path: '' must be an absolute path"),
+    ({"readiness_path": True}, "readiness_path: True is not text"),
+    ({"readiness_path": ["/readyz"]}, "readiness_path: ['/readyz'] is not text"),
+    ({"readiness_path": "/readyz\n  respond 200"}, "readiness_path: '/readyz\\n  respond 200' contains a control character"),
+    ({"readiness_path": "/admin"}, "readiness_path: '/admin' overlaps the admin, static or media URLs"),
+    ({"readiness_path": "/admin/ready"}, "readiness_path: '/admin/ready' overlaps"),
+    ({"readiness_path": "/media/ready"}, "readiness_path: '/media/ready' overlaps"),
+    ({"readiness_path": "/" + "r" * 120}, "readiness_path: '/rrrr"),
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("health_path", "readiness_path"),
+    [("/healthz", "/readyz"), ("/health", "/ready"), ("/-/health", "/-/ready"),
+     ("/ops/healthcheck", "/ops/readycheck"), ("/ping", "/ping/ready"), ("/_status", "/_status/ready")],
+)  # fmt: skip
+def test_the_readiness_path_sits_beside_the_health_path_and_is_accepted(
+    health_path, readiness_path
+):
+    assert answers.readiness_path_from(health_path) == readiness_path
+    assert problems(health_path=health_path, readiness_path=readiness_path) == []
 
 
 @pytest.mark.parametrize(("changes", "expected"), REFUSED, ids=[repr(c) for c, _ in REFUSED])
@@ -376,3 +404,14 @@ def test_kubernetes_names_drop_the_underscore_and_staging_has_its_own_host():
     computed = model(**K8S, project_slug="shop_front", domain="shop.example.org").computed()
     assert computed["kubernetes_name"] == "shop-front"
     assert computed["staging_hosts"] == ["staging.shop.example.org"]
+
+
+def test_a_refused_health_path_is_reported_alone_not_the_readiness_path_derived_from_it():
+    derived = {**DEFAULTS, "health_path": "/admin", "readiness_path": "/admin/ready"}
+    with pytest.raises(AnswersError) as refused:
+        validate(derived, given={"health_path"})
+    assert [line.split(":")[0] for line in refused.value.problems] == ["health_path"]
+    # Given explicitly, the readiness path is judged on its own.
+    assert [line.split(":")[0] for line in problems(readiness_path="/admin/ready")] == [
+        "readiness_path"
+    ]

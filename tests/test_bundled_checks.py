@@ -387,7 +387,8 @@ def test_smoketest_passes_every_check_on_the_correct_deployment(stack, proxy, op
     ids = {r["id"] for r in report["results"]}
     assert ids >= {"https-served", "unknown-host", "http-redirect", "not-found", "hsts", "nosniff",
                    "x-frame-options", "referrer-policy", "csrf-cookie", "session-cookie",
-                   "forged-proto", "forged-host", "admin-login", "csrf-post", "trace"}  # fmt: skip
+                   "forged-proto", "forged-host", "admin-login", "csrf-post", "trace",
+                   "ready"}  # fmt: skip
     served = [r["target"] for r in report["results"] if r["id"] == "https-served"]
     assert served == running.hosts
     # Concurrent: one request after another, the run could not take less than their sum.

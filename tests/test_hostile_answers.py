@@ -52,7 +52,7 @@ INJECTIONS = [
 
 SHAPED_QUESTIONS = [
     "project_slug", "domain", "extra_hosts", "admin_path", "health_path", "app_dir",
-    "tls_cert", "tls_key", "gunicorn_bind",
+    "tls_cert", "tls_key", "gunicorn_bind", "readiness_path",
 ]  # fmt: skip
 ANYWHERE = {"gunicorn_bind": "0.0.0.0:8000", "proxy": "load_balancer"}
 
@@ -74,7 +74,7 @@ def test_a_payload_in_a_shaped_answer_is_refused_with_one_line(question, payload
     value = [payload] if question in ("extra_hosts", "lb_trusted_cidrs") else payload
     if question in ("admin_path",):
         value = f"{payload}/"
-    elif question in ("health_path", "app_dir", "tls_cert", "tls_key"):
+    elif question in ("health_path", "app_dir", "tls_cert", "tls_key", "readiness_path"):
         value = f"/{payload}"
     elif question == "gunicorn_bind":
         value = f"unix:/run/{payload}.sock"

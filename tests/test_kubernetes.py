@@ -25,7 +25,15 @@ import pytest
 import yaml
 
 from .support.binaries import venv_tool
-from .support.kubernetes import NEWEST_MINOR, OLDEST_MINOR, RULES, lint, load_all, validate
+from .support.kubernetes import (
+    NEWEST_MINOR,
+    OLDEST_MINOR,
+    RULES,
+    lint,
+    load_all,
+    probe_paths,
+    validate,
+)
 from .support.processes import run
 from .support.venvs import cached_venv
 
@@ -44,7 +52,7 @@ COMBINATIONS = {
     "gateway-split": {**K8S},
     "gateway-single-ports": {
         **K8S, "settings_layout": "single", "project_slug": "shop_front", "http_port": 8080,
-        "https_port": 8443, "gunicorn_bind": "0.0.0.0:8080",
+        "https_port": 8443, "gunicorn_bind": "0.0.0.0:8080", "health_path": "/-/health",
     },
     "ingress-nginx-split": {**K8S, "kubernetes_routing": "ingress-nginx"},
     "ingress-nginx-single": {
@@ -303,10 +311,18 @@ def test_schema_validation_refuses(broken, expected):
 # -- semantic lint ------------------------------------------------------------------
 
 
+def expected_probe_paths(answers: dict) -> dict[str, str]:
+    """The paths the project answers: the health path, and readiness beside it."""
+    health = answers.get("health_path", "/healthz")
+    readiness = {"/healthz": "/readyz", "/-/health": "/-/ready"}[health]
+    return probe_paths(health, answers.get("readiness_path", readiness))
+
+
 @pytest.mark.parametrize("combination", COMBINATIONS)
 def test_the_lint_finds_nothing(releases, combination):
+    paths = expected_probe_paths(releases[combination]["answers"])
     for overlay in OVERLAYS:
-        assert lint(releases[combination]["manifests"][overlay]) == []
+        assert lint(releases[combination]["manifests"][overlay], paths) == []
 
 
 def _deployment(objects):
@@ -327,6 +343,10 @@ def _break_named_port(objects):
 
 def _break_probe_handler(objects):
     _web(objects)["livenessProbe"]["tcpSocket"] = {"port": "http"}
+
+
+def _break_probe_path(objects):
+    _web(objects)["readinessProbe"]["httpGet"]["path"] = "/healthz"
 
 
 def _break_reference(objects):
@@ -359,6 +379,7 @@ BREAKAGES = {
     "selector": _break_selector,
     "named-port": _break_named_port,
     "probe-handler": _break_probe_handler,
+    "probe-path": _break_probe_path,
     "reference": _break_reference,
     "disruption-budget": _break_disruption_budget,
     "autoscaler": _break_autoscaler,
@@ -378,6 +399,18 @@ def test_the_lint_finds_the_manifest_broken_in_exactly_its_way(releases, rule):
     BREAKAGES[rule](objects)
     problems = lint(objects)
     assert len(problems) == 1 and problems[0].startswith(f"{rule}: "), problems
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [("startupProbe", "/readyz"), ("livenessProbe", "/readyz"), ("readinessProbe", "/ready")],
+)
+def test_a_probe_on_another_path_than_its_own_is_a_probe_path_problem(releases, kind, path):
+    objects = copy.deepcopy(releases["gateway-split"]["manifests"]["production"])
+    _web(objects)[kind]["httpGet"]["path"] = path
+    problems = lint(objects, probe_paths("/healthz", "/readyz"))
+    assert [p.split(": ")[0] for p in problems] == ["probe-path"] * len(problems), problems
+    assert f"{kind} asks {path}, expected " in problems[-1]
 
 
 def test_a_min_replicas_above_max_is_an_autoscaler_problem(releases):
@@ -457,10 +490,13 @@ def test_the_restricted_check_refuses_a_pod_that_may_escalate(releases):
     ]
 
 
-def test_probes_hit_the_health_path_by_the_named_port(releases):
-    web = _web(releases["gateway-split"]["manifests"]["production"])
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert web[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+@pytest.mark.parametrize("combination", ["gateway-split", "gateway-single-ports"])
+def test_liveness_and_startup_ask_the_health_path_and_readiness_its_own(releases, combination):
+    release = releases[combination]
+    web = _web(release["manifests"]["production"])
+    for probe, path in expected_probe_paths(release["answers"]).items():
+        assert web[probe]["httpGet"] == {"path": path, "port": "http"}
+    assert web["readinessProbe"]["httpGet"]["path"] != web["livenessProbe"]["httpGet"]["path"]
 
 
 # -- policy scan --------------------------------------------------------------------

@@ -94,6 +94,7 @@ REFUSED = [
     ("health_path=healthz", "health_path: 'healthz' must be an absolute path"),
     ("health_path=/admin", "health_path: '/admin' overlaps the admin, static or media URLs"),
     ("health_path=/static/ping", "health_path: '/static/ping' overlaps"),
+    ("readiness_path=/healthz", "readiness_path: '/healthz' is the health path"),
     ("app_dir=srv/site", "app_dir: 'srv/site' must be an absolute path"),
     ("http_port=0", "http_port: give a TCP port between 1 and 65535"),
     ("https_port=80", "https_port: must differ from http_port (80)"),

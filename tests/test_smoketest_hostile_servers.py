@@ -332,6 +332,73 @@ def test_a_hostile_server_fails_checks_in_one_line_each_in_bounded_time_and_memo
         )
 
 
+# A Kubernetes ingress controller or Gateway: unknown hosts get its default backend's 404. ----
+
+# What ingress-nginx's default backend (nginx's own page) answers a Host it routes nowhere.
+DEFAULT_BACKEND_404 = (
+    b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+    b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+# Django's 404 page with DEBUG off.
+DJANGO_404 = (
+    b'<!doctype html>\n<html lang="en">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n'
+    b"  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n"
+    b"</body>\n</html>\n"
+)
+
+
+def request_host(request: bytes) -> str:
+    found = re.search(rb"\r\nhost: ([^\r:]+)", request, re.I)
+    return found.group(1).decode().lower() if found else ""
+
+
+async def behind_a_default_backend(request, reader, writer):
+    """The site's own host reaches the site (a 404 page for a path it lacks); any other
+    Host gets the controller's 404 page."""
+    path = request.split(b" ")[1]
+    if request_host(request) != DOMAIN:
+        body, status = DEFAULT_BACKEND_404, "404 Not Found"
+    elif path.startswith(b"/shipshape-smoketest-"):
+        body, status = DJANGO_404, "404 Not Found"
+    else:
+        body, status = b"<html>the site</html>", "200 OK"
+    writer.write(head(status, Content_Type="text/html", Content_Length=str(len(body))) + body)
+
+
+async def django_for_any_host(request, reader, writer):
+    """ALLOWED_HOSTS = ["*"] behind the controller: every Host reaches the site."""
+    path = request.split(b" ")[1]
+    body, status = (DJANGO_404, "404 Not Found")
+    if not path.startswith(b"/shipshape-smoketest-"):
+        body, status = b"<html>the site</html>", "200 OK"
+    writer.write(head(status, Content_Type="text/html", Content_Length=str(len(body))) + body)
+
+
+def unknown_host_line(run: Run) -> str:
+    (line,) = [line for line in run.stdout.splitlines() if line.split()[1:2] == ["unknown-host"]]
+    return line
+
+
+def test_a_default_backend_404_for_an_unknown_host_passes(project, project_python, certificates):
+    """Ingress controllers and Gateways answer a Host they route nowhere with their own
+    404 instead of closing: the unknown host never reached Django."""
+    with HostileServer(
+        behind_a_default_backend, certificates["cert"], certificates["key"]
+    ) as server:
+        run = smoketest_against(server, project, project_python("5.2"), certificates["ca"])
+    line = unknown_host_line(run)
+    assert line.startswith("PASS "), run.stdout
+    assert "every probe: 404 from the front, not the site's own 404 page" in line, line
+
+
+def test_the_sites_own_404_for_an_unknown_host_fails(project, project_python, certificates):
+    """A 404 that is the site's own page means the unknown Host reached Django."""
+    with HostileServer(django_for_any_host, certificates["cert"], certificates["key"]) as server:
+        run = smoketest_against(server, project, project_python("5.2"), certificates["ca"])
+    line = unknown_host_line(run)
+    assert line.startswith("FAIL ") and "answered (" in line and "404" in line, run.stdout
+
+
 # Bad arguments: one line from the argument parser, exit status 2. ---------------------------
 
 BAD_ARGUMENTS = [

@@ -33,7 +33,7 @@ from ..support.client import Client, log_in_to_admin
 from ..support.containers import base_images, docker, nginx_image, steady_network
 from ..support.kubernetes import load_all
 from ..support.ports import free_port
-from ..support.processes import run
+from ..support.processes import clean_env, run
 from ..support.rendering import render
 from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, Certificates
 
@@ -246,6 +246,9 @@ def test_the_probes_pass_with_the_pod_ip_as_host(pod):
     for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
         response = probe(pod, kind)
         assert response.status_code == 200 and response.text == "ok\n"
+    # Readiness has a path of its own, which also asks the database and the migrations.
+    assert pod.spec["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod.spec["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 def test_any_other_path_with_the_pod_ip_as_host_is_refused(pod):
@@ -434,6 +437,8 @@ def front(release, pod, tmp_path_factory) -> Front:
         .replace("@LB@", lb_address(release))
     )
     name = f"{release['name']}-ingress"
+    # Built (under the network lock building takes) before that lock is held here.
+    image = nginx_image()
     with steady_network(changing=True):
         release["started"].append(name)
         docker("run", "--detach", "--name", name, "--network", release["name"],
@@ -441,7 +446,7 @@ def front(release, pod, tmp_path_factory) -> Front:
                "--publish", f"127.0.0.1:{release['http_port']}:80",
                "--publish", f"127.0.0.1:{release['https_port']}:443",
                "--volume", f"{folder / 'conf.d'}:/etc/nginx/conf.d:ro",
-               "--volume", f"{folder / 'tls'}:/etc/nginx/tls:ro", nginx_image())  # fmt: skip
+               "--volume", f"{folder / 'tls'}:/etc/nginx/tls:ro", image)  # fmt: skip
     client = Client(certificates.ca_path, release["http_port"], release["https_port"], timeout=10)
     answers = {"admin_path": "admin/"}
     served = Front(client, hosts, release["https_port"], answers)
@@ -473,12 +478,13 @@ def behind_lb(release, front, tmp_path_factory) -> Front:
     tls = front.client.ca_path.parent
     name = f"{release['name']}-lb"
     https_port = free_port()
+    image = nginx_image()
     with steady_network(changing=True):
         release["started"].append(name)
         docker("run", "--detach", "--name", name, "--network", release["name"],
                "--ip", lb_address(release), "--publish", f"127.0.0.1:{https_port}:443",
                "--volume", f"{folder / 'conf.d'}:/etc/nginx/conf.d:ro",
-               "--volume", f"{tls}:/etc/nginx/tls:ro", nginx_image())  # fmt: skip
+               "--volume", f"{tls}:/etc/nginx/tls:ro", image)  # fmt: skip
     client = Client(front.client.ca_path, 0, https_port, timeout=10)
     served = Front(client, front.hosts, https_port, front.answers)
     deadline = time.monotonic() + 30
@@ -536,7 +542,64 @@ def test_forged_forwarded_headers_change_nothing_through_the_ingress(front):
     assert "evil.example.org" not in forged.text
 
 
+def test_smoketest_passes_through_the_ingress_and_its_default_backend(
+    release, front, project_python
+):
+    """The runbook's smoketest, against the pod behind the ingress-nginx stand-in, whose
+    catch-all server answers an unknown Host from the default backend (404) instead of
+    closing the connection."""
+    objects = release["objects"]
+    _, web = workload(objects, "Deployment")
+    env = clean_env(**container_env(objects, web), OPS_PASSWORD=front.admin_password)
+    https_port = release["https_port"]
+    checked = run(
+        [project_python("5.2"), "manage.py", "smoketest", front.origin(),
+         *[a for host in front.hosts for a in ("--resolve", f"{host}:{https_port}:127.0.0.1")],
+         "--http-port", str(release["http_port"]), "--cacert", front.client.ca_path,
+         "--admin-user", front.admin_username, "--admin-password-env", "OPS_PASSWORD",
+         "--json"],
+        cwd=release["project"], env=env,
+    )  # fmt: skip
+    report = json.loads(checked.stdout)
+    results = {r["id"]: r for r in report["results"]}
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-2000:]
+    assert {r["status"] for r in report["results"]} == {"pass"}, checked.stdout
+    assert "404 from the front, not the site's own 404 page" in results["unknown-host"]["detail"]
+
+
 def test_the_admin_login_works_through_the_ingress(front):
     _, response = log_in_to_admin(front.client, front, front.origin())
     assert response.status_code == 302, response.text[-2000:]
     assert response.headers["location"] == "/admin/"
+
+
+def test_readiness_answers_503_database_while_postgresql_is_stopped(release, pod):
+    """The readiness probe takes the pod out of the Service while the database is gone;
+    liveness, which restarts pods, stays 200.
+
+    The database's name keeps resolving, as a Service's does without endpoints: a
+    container holds the alias with nothing listening (this engine's DNS would otherwise
+    spend 10 s on the closed network for a name it no longer knows).
+    """
+    db, down = f"{release['name']}-db", f"{release['name']}-db-down"
+    image = json.loads(docker("inspect", db).stdout)[0]["Config"]["Image"]
+    release["started"].append(down)
+    with steady_network(changing=True):
+        docker("stop", db)
+        docker("run", "--detach", "--name", down, "--network", release["name"],
+               "--network-alias", "db", "--entrypoint", "sleep", image, "infinity")  # fmt: skip
+    try:
+        response = probe(pod, "readinessProbe")
+        assert (response.status_code, response.text) == (503, "database\n")
+        assert probe(pod, "livenessProbe").status_code == 200
+    finally:
+        with steady_network(changing=True):
+            docker("rm", "--force", down)
+            docker("start", db)
+        deadline = time.monotonic() + 90
+        while docker("exec", db, "pg_isready", "--username", DB["POSTGRES_USER"],
+                     "--dbname", DB["POSTGRES_DB"], check=False).returncode != 0:  # fmt: skip
+            assert time.monotonic() < deadline, docker("logs", db).stderr[-2000:]
+            time.sleep(1)
+    response = probe(pod, "readinessProbe")
+    assert (response.status_code, response.text) == (200, "ok\n")

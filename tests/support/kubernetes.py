@@ -10,7 +10,9 @@
   channel) that the template writes, since a CRD schema does not refuse unknown fields
   (an API server prunes them, or refuses them under strict field validation).
 - `lint`: what no schema can say and the API server or a controller would act on:
-  one problem per line, each starting with the rule's name (RULES).
+  one problem per line, each starting with the rule's name (RULES). Given the project's
+  `probe_paths` (the health and readiness paths), it also checks that each probe asks
+  the path it is for.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ RULES = (
     "selector",
     "named-port",
     "probe-handler",
+    "probe-path",
     "reference",
     "disruption-budget",
     "autoscaler",
@@ -334,8 +337,22 @@ def _container_ports(pod: dict) -> dict[str, int]:
     }
 
 
-def lint(objects: list[dict]) -> list[str]:
-    """What the API server or a controller would refuse or act on wrongly, one rule per line."""
+def probe_paths(health_path: str, readiness_path: str) -> dict[str, str]:
+    """The path each probe must ask: liveness and startup only say the process answers
+    (a database outage must not restart every pod); readiness also asks the database
+    and the migrations, so the Service sends a pod nothing it cannot serve."""
+    return {
+        "startupProbe": health_path,
+        "livenessProbe": health_path,
+        "readinessProbe": readiness_path,
+    }
+
+
+def lint(objects: list[dict], paths: dict[str, str] | None = None) -> list[str]:
+    """What the API server or a controller would refuse or act on wrongly, one rule per line.
+
+    `paths` (from `probe_paths`): the path each httpGet probe must ask.
+    """
     problems: list[str] = []
     workloads = [o for o in objects if _pod_template(o) is not None]
     by_kind: dict[str, list[dict]] = {}
@@ -390,6 +407,23 @@ def lint(objects: list[dict]) -> list[str]:
             problem("job-restart-policy", obj, "a Job's pods need restartPolicy Never or OnFailure")
         for container in pod["spec"]["containers"]:
             ports = {p["name"] for p in container.get("ports", []) if "name" in p}
+            asked = {
+                kind: container[kind]["httpGet"].get("path")
+                for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+                if "httpGet" in container.get(kind, {})
+            }
+            if asked.get("readinessProbe") and asked.get("readinessProbe") == asked.get(
+                "livenessProbe"
+            ):
+                problem(
+                    "probe-path",
+                    obj,
+                    f"readiness and liveness both ask {asked['readinessProbe']}: one of them "
+                    "either ignores the database or restarts pods when it is down",
+                )
+            for kind, path in asked.items():
+                if paths and path != paths[kind]:
+                    problem("probe-path", obj, f"{kind} asks {path}, expected {paths[kind]}")
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                 if (probe := container.get(kind)) is None:
                     continue

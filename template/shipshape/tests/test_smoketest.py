@@ -20,6 +20,7 @@ from shipshape.management.commands.smoketest import (
     evaluate_forged_proto,
     evaluate_hsts,
     evaluate_not_found,
+    evaluate_ready,
     evaluate_redirect,
     evaluate_trace,
     evaluate_unknown_host,
@@ -141,6 +142,29 @@ def test_an_unknown_host_must_be_dropped_or_refused_never_served():
     refused = {"a": DROPPED, "b": probe(400), "c": probe(421)}
     assert evaluate_unknown_host(refused).status == PASS
     assert evaluate_unknown_host({**refused, "health": probe(200, text="ok")}).status == FAIL
+
+
+def test_a_404_for_an_unknown_host_passes_only_when_it_is_not_the_sites_own():
+    """An ingress controller's default backend answers 404; Django's own 404 page for
+    the same path means the unknown Host reached Django."""
+    own = probe(404, text="<title>Not Found</title>")
+    front = {"https": probe(404, text="default backend - 404"), "sni": DROPPED}
+    passed = evaluate_unknown_host(front, own)
+    assert passed.status == PASS and "404 from the front" in passed.detail
+    django = {"https": probe(404, text="<title>Not Found</title>"), "sni": DROPPED}
+    assert evaluate_unknown_host(django, own).status == FAIL
+    # Without the site's own page to compare with, a 404 proves nothing.
+    assert evaluate_unknown_host(front).status == FAIL
+    assert evaluate_unknown_host(front, DROPPED).status == FAIL
+
+
+def test_ready_passes_on_ok_and_fails_with_the_reason_the_site_gives():
+    assert evaluate_ready("h", probe(200, text="ok\n")).status == PASS
+    not_ready = evaluate_ready("h", probe(503, text="migrations\n"))
+    assert not_ready.status == FAIL and not_ready.detail == "503 migrations"
+    assert "run migrate" in not_ready.fix
+    assert evaluate_ready("h", probe(200, text="<html>a page</html>")).status == FAIL
+    assert evaluate_ready("h", DROPPED).status == FAIL
 
 
 def test_cookie_flags_are_read_from_set_cookie():

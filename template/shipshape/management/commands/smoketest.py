@@ -3,7 +3,8 @@
 What the checklist asks to verify with real requests after every release: each
 host is served over HTTPS, unknown hosts are refused, HTTP redirects to HTTPS,
 no debug page, the security headers and cookie flags, forged proxy headers
-change nothing, the admin login's CSRF check passes, TRACE is refused. Every
+change nothing, the admin login's CSRF check passes, TRACE is refused, and
+the readiness path answers ok (the database reached, every migration applied). Every
 request runs at once, so the run takes about as long as its slowest request.
 
     python manage.py smoketest https://example.com
@@ -82,6 +83,8 @@ FIXES = {
     "csrf-post": "pass the browser's Host (with its port) and X-Forwarded-Proto to Django "
     "instead of adding CSRF_TRUSTED_ORIGINS",
     "trace": "refuse TRACE at the proxy or leave it to Django (405)",
+    "ready": "503 database: check DATABASE_URL and the database; 503 migrations: run migrate "
+    "for this release",
 }
 
 
@@ -200,21 +203,50 @@ def evaluate_served(host: str, probe: Probe) -> Result:
     return result("https-served", host, FAIL, probe.describe())
 
 
-def evaluate_unknown_host(probes: dict[str, Probe]) -> Result:
+def evaluate_unknown_host(probes: dict[str, Probe], own_not_found: Probe | None = None) -> Result:
+    """Refused: closed, 400 or 421, or a 404 that is not the site's own 404 page.
+
+    Kubernetes ingress controllers and Gateways answer a Host they route nowhere
+    with their default backend's 404 instead of closing; `own_not_found` is the
+    site's own answer to the same path on its real host, so a 404 that Django
+    rendered (ALLOWED_HOSTS letting the unknown host in) still fails.
+    """
     served = {
         how: probe
         for how, probe in probes.items()
-        if probe.response is not None and probe.response.status_code not in (400, 421)
+        if probe.response is not None
+        and probe.response.status_code not in (400, 421)
+        and not not_from_django(probe, own_not_found)
     }
     if served:
         detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in served.items())
         return result("unknown-host", UNKNOWN_HOST, FAIL, f"answered ({detail})")
-    outcomes = {probe.describe() for probe in probes.values()}
+    outcomes = {refusal(probe, own_not_found) for probe in probes.values()}
     if len(outcomes) == 1 and len(probes) > 1:
         detail = f"every probe: {outcomes.pop()}"
     else:
-        detail = "; ".join(f"{how}: {probe.describe()}" for how, probe in probes.items())
+        detail = "; ".join(
+            f"{how}: {refusal(probe, own_not_found)}" for how, probe in probes.items()
+        )
     return result("unknown-host", UNKNOWN_HOST, PASS, f"refused ({detail})")
+
+
+def not_from_django(probe: Probe, own_not_found: Probe | None) -> bool:
+    """A 404 whose body differs from the site's own 404 page for the same path."""
+    own = own_not_found.response if own_not_found is not None else None
+    return (
+        probe.response is not None
+        and probe.response.status_code == 404
+        and own is not None
+        and own.status_code == 404
+        and probe.response.content != own.content
+    )
+
+
+def refusal(probe: Probe, own_not_found: Probe | None) -> str:
+    if not_from_django(probe, own_not_found):
+        return "404 from the front, not the site's own 404 page"
+    return probe.describe()
 
 
 def evaluate_redirect(host: str, probe: Probe, expected_location: str) -> Result:
@@ -342,6 +374,17 @@ def evaluate_trace(target: str, probe: Probe) -> Result:
     return result("trace", target, WARN, f"answered {probe.describe()}, expected 405 or 501")
 
 
+def evaluate_ready(target: str, probe: Probe) -> Result:
+    """The readiness path through the public front: 200 `ok` once the instance that
+    answered reaches its database with every migration applied."""
+    response = probe.response
+    if response is not None and response.status_code == 200 and response.text.strip() == "ok":
+        return result("ready", target, PASS, "200 ok")
+    if response is not None and response.status_code == 503:
+        return result("ready", target, FAIL, f"503 {one_line(response.text, 40)}")
+    return result("ready", target, FAIL, probe.describe())
+
+
 def evaluate_csrf_post(target: str, probe: Probe, logged_in: bool) -> Result:
     response = probe.response
     if response is None:
@@ -447,6 +490,7 @@ class SmokeTest:
             if shipshape.get("proxy") != "load_balancer"
             else None
         )
+        self.readiness_path = getattr(settings, "READINESS_CHECK_PATH", None)
 
     def origin(self, host: str) -> str:
         return f"https://{host}{self.suffix}"
@@ -498,6 +542,12 @@ class SmokeTest:
                 host: asyncio.ensure_future(self.fetch(self.client, "GET", self.origin(host) + "/"))
                 for host in dict.fromkeys([self.host, *self.hosts])
             }
+            # A path nothing serves: the not-found check asks it on the real host, and the
+            # unknown-host probes with their Host, so the two 404 pages can be compared.
+            self.missing_path = f"/shipshape-smoketest-{secrets.token_hex(4)}/"
+            self.own_not_found = asyncio.ensure_future(
+                self.fetch(self.client, "GET", self.origin(self.host) + self.missing_path)
+            )
             self.redirect_path = f"/shipshape-smoketest/?check={secrets.token_hex(4)}"
             self.redirect = {
                 host: asyncio.ensure_future(
@@ -514,6 +564,7 @@ class SmokeTest:
                 self.forged_headers(),
                 self.admin_login(),
                 self.trace(),
+                self.ready(),
             )
         return [r for group in groups for r in group]
 
@@ -529,13 +580,14 @@ class SmokeTest:
         ]
 
     async def unknown_host(self) -> list[Result]:
+        path = self.missing_path
         requests = {
             "forged Host over HTTPS": self.fetch(
-                self.client, "GET", self.origin(self.host) + "/", headers={"Host": UNKNOWN_HOST}
+                self.client, "GET", self.origin(self.host) + path, headers={"Host": UNKNOWN_HOST}
             ),
-            "unknown SNI": self.fetch(self.lenient_client, "GET", self.origin(UNKNOWN_HOST) + "/"),
+            "unknown SNI": self.fetch(self.lenient_client, "GET", self.origin(UNKNOWN_HOST) + path),
             "forged Host over HTTP": self.fetch(
-                self.client, "GET", self.http_url(self.host), headers={"Host": UNKNOWN_HOST}
+                self.client, "GET", self.http_url(self.host, path), headers={"Host": UNKNOWN_HOST}
             ),
         }
         if self.health_path:
@@ -546,11 +598,11 @@ class SmokeTest:
                 headers={"Host": UNKNOWN_HOST},
             )
         probes = await asyncio.gather(*requests.values())
-        return [evaluate_unknown_host(dict(zip(requests, probes, strict=True)))]
+        own = await self.own_not_found
+        return [evaluate_unknown_host(dict(zip(requests, probes, strict=True)), own)]
 
     async def not_found(self) -> list[Result]:
-        url = self.origin(self.host) + f"/shipshape-smoketest-{secrets.token_hex(4)}/"
-        return [evaluate_not_found(self.host, await self.fetch(self.client, "GET", url))]
+        return [evaluate_not_found(self.host, await self.own_not_found)]
 
     async def security_headers(self) -> list[Result]:
         home = await self.home[self.host]
@@ -637,6 +689,12 @@ class SmokeTest:
             "not checked: the session cookie is only set after a login",
             "pass --admin-user NAME --admin-password-env VAR to log in and check it",
         )
+
+    async def ready(self) -> list[Result]:
+        if not self.readiness_path:
+            return []
+        url = self.origin(self.host) + self.readiness_path
+        return [evaluate_ready(self.host, await self.fetch(self.client, "GET", url))]
 
     async def trace(self) -> list[Result]:
         url = self.origin(self.host) + "/"
