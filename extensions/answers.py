@@ -249,6 +249,9 @@ class Answers(BaseModel):
     tls_cert: str
     tls_key: str
     gunicorn_bind: str
+    existing_dependencies: Literal["pyproject.toml", "requirements.txt", "none"] = (
+        "pyproject.toml"
+    )
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
@@ -263,7 +266,7 @@ class Answers(BaseModel):
 
     @field_validator(
         "proxy", "settings_layout", "deployment", "kubernetes_routing", "database",
-        "django_version", mode="before",
+        "django_version", "existing_dependencies", mode="before",
     )  # fmt: skip
     @classmethod
     def _choice(cls, value: Any, info: ValidationInfo) -> str:
@@ -492,6 +495,13 @@ class Answers(BaseModel):
                 f"'{value}' is the overlay the retrofit adds; give the project's own settings, "
                 f"e.g. {slug}.settings"
             )
+        return value
+
+    @field_validator("existing_dependencies")
+    @classmethod
+    def _existing_dependencies(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("retrofit") and "existing_dependencies" in given(info):
+            raise refuse("applies only to retrofit=true; drop it")
         return value
 
     @field_validator("app_dir")
