@@ -152,6 +152,17 @@ def dependencies_file(root: Path) -> str:
     return "pyproject.toml" if (root / "pyproject.toml").is_file() else "none"
 
 
+def layer_files(slug: str) -> tuple[str, ...]:
+    """What a retrofit adds beside the project's files: a project that has one of them
+    already would get copier's overwrite prompt, or a copy that stops halfway."""
+    return (
+        f"{slug}/settings_production.py", f"{slug}/env.py", f"{slug}/health.py",
+        f"{slug}/logging_filters.py", "RUNBOOK.md", "shipshape", "deploy/gunicorn.conf.py",
+        "deploy/production.env.example", f"deploy/nginx/{slug}.conf", "deploy/caddy",
+        f"deploy/systemd/{slug}.service", f"deploy/systemd/{slug}.socket", "deploy/kubernetes",
+    )  # fmt: skip
+
+
 def retrofit_problem(root: Path, slug: str, settings_module: str) -> str | None:
     """Why a retrofit with these answers would not land in the project in `root`, or None."""
     found = detect(root)
@@ -169,6 +180,15 @@ def retrofit_problem(root: Path, slug: str, settings_module: str) -> str | None:
         return (
             f"existing_settings_module: '{settings_module}' is not a module of the project "
             f"({found.summary()}); answer existing_settings_module={found.settings_module}"
+        )
+    # A project retrofitted before (it has copier's answers file) is updated instead.
+    taken = [name for name in layer_files(slug) if (Path(root) / name).exists()]
+    if taken and not (Path(root) / ".copier-answers.yml").exists():
+        first = taken[0]
+        return (
+            f"retrofit: the project already has {', '.join(taken)}, which the production "
+            f"layer adds; move yours aside (git mv {first} {first}.mine), commit, and run "
+            "it again"
         )
     if found.wsgi_module and found.wsgi_module != f"{slug}.wsgi":
         return (

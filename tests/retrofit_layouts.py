@@ -586,19 +586,23 @@ def own_tests(layout: Layout, python: Path, project: Path):
 def machine_answers(project: Path, proxy: str, certificates: Certificates, run_dir: Path):
     """The advanced answers that put a retrofit's deploy files on this machine.
 
-    Free high ports, the project's folder as app_dir, the test CA's certificate, and
-    gunicorn on a unix socket (or, behind a load balancer, a TCP port the stand-in
-    reaches from 127.0.0.1). Returns the answers and the address gunicorn listens on.
+    The project's folder as app_dir, and gunicorn on a unix socket in `run_dir` behind
+    nginx or Caddy, which listen on free high ports with the test CA's certificate.
+    Behind a load balancer gunicorn listens on a free TCP port and the ports stay 80
+    and 443: the load balancer's ports are its own (the test's stand-in takes free
+    ones). Returns the answers, gunicorn's address and the public (HTTP, HTTPS) ports.
     """
-    answers: dict = {"app_dir": str(project), "http_port": free_port(), "https_port": free_port()}
+    ports = (free_port(), free_port())
+    answers: dict = {"app_dir": str(project)}
     if proxy == "load_balancer":
         port = free_port()
         answers |= {"gunicorn_bind": f"0.0.0.0:{port}", "lb_trusted_cidrs": ["127.0.0.1/32"]}
-        return answers, ("127.0.0.1", port)
+        return answers, ("127.0.0.1", port), ports
     # Unix socket paths are limited to 107 bytes: the run folder has a short name.
-    answers |= {"gunicorn_bind": f"unix:{run_dir}/gunicorn.sock",
+    answers |= {"http_port": ports[0], "https_port": ports[1],
+                "gunicorn_bind": f"unix:{run_dir}/gunicorn.sock",
                 "tls_cert": str(certificates.cert_path), "tls_key": str(certificates.key_path)}  # fmt: skip
-    return answers, str(run_dir / "gunicorn.sock")
+    return answers, str(run_dir / "gunicorn.sock"), ports
 
 
 def as_data(answers: dict) -> list[str]:
@@ -624,7 +628,8 @@ def press_enter_through_prompts(template: Path, project: Path, data: list[str], 
     printed = []
     try:
         while True:
-            index = child.expect([r"\?", pexpect.EOF, "(?i)overwrite"])
+            # copier's question: " Overwrite <path>?"; the closing message says "overwritten".
+            index = child.expect([r"\?", pexpect.EOF, r"Overwrite \S+\?"])
             printed.append(child.before + (child.after if isinstance(child.after, str) else ""))
             if index == 2:
                 raise AssertionError(f"copier asked to overwrite a file: {''.join(printed)}")
@@ -660,9 +665,9 @@ def serve_retrofitted(cleanup: ExitStack, state: dict, workdir: Path) -> Stack:
     if answers["database"] == "postgres":
         # No PostgreSQL server here: the layout's own tests prove the URL is read.
         env["DATABASE_URL"] = f"sqlite:///{workdir / 'served.sqlite3'}"
-    stack = Stack(answers["proxy"], answers, project, HOSTS, answers["http_port"],
-                  answers["https_port"], state["certificates"], env, state["gunicorn_address"],
-                  python)  # fmt: skip
+    http_port, https_port = state["ports"]
+    stack = Stack(answers["proxy"], answers, project, HOSTS, http_port, https_port,
+                  state["certificates"], env, state["gunicorn_address"], python)  # fmt: skip
     prepared = run([python, "-c", PREPARE.format(username=ADMIN_USERNAME)], cwd=project,
                    env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})  # fmt: skip
     if prepared.returncode != 0:

@@ -235,11 +235,11 @@ def test_only_the_production_layer_is_added(existing, request):
     project = request.getfixturevalue(existing)["project"]
     slug = project.name
     for added in [f"{slug}/{OVERLAY}.py", f"{slug}/env.py", f"{slug}/health.py",
-                  f"{slug}/logging_filters.py", ".env.example",
+                  f"{slug}/logging_filters.py", "deploy/production.env.example",
                   "deploy/gunicorn.conf.py", f"deploy/nginx/{slug}.conf", "shipshape/checks.py",
                   ".copier-answers.yml"]:  # fmt: skip
         assert (project / added).is_file(), added
-    for never in ["README.md", "pyproject.toml", "tests", ".github", ".pre-commit-config.yaml",
+    for never in ["README.md", "pyproject.toml", "tests", ".github", ".pre-commit-config.yaml", ".env.example",
                   f"{slug}/settings", f"{slug}/templates"]:  # fmt: skip
         assert not (project / never).exists(), never
 
@@ -428,7 +428,7 @@ def layouts(retrofit_releases, layout_python, tmp_path_factory):
                 run_dir = Path(tempfile.mkdtemp(prefix="shipshape-run-"))
                 run_dir.chmod(0o755)
                 cleanup.callback(shutil.rmtree, run_dir, ignore_errors=True)
-                machine, address = machine_answers(project, proxy, certificates, run_dir)
+                machine, address, ports = machine_answers(project, proxy, certificates, run_dir)
                 if mode == "answers":
                     data = as_data({"retrofit": True, **layout.answers, **machine})
                     copy = copier_copy_cli(retrofit_releases, project, *data)
@@ -440,7 +440,8 @@ def layouts(retrofit_releases, layout_python, tmp_path_factory):
                 assert status == 0, printed
                 done[name, mode] = {**built[name], "layout": layout, "project": project,
                                     "printed": printed, "python": layout_python,
-                                    "certificates": certificates, "gunicorn_address": address}  # fmt: skip
+                                    "certificates": certificates, "gunicorn_address": address,
+                                    "ports": ports}  # fmt: skip
             return done[name, mode]
 
         yield get
@@ -546,7 +547,7 @@ def test_copier_update_keeps_a_retrofitted_layout(layouts, name, mode, tmp_path)
         overlay,
     ]
     assert [name for name in unchanged(project, committed) if name not in status] == []
-    assert unchanged(project, state["before"]) == []
+    assert appended_only(project, state["before"], layout.appended) == []
     assert not (project / ".env").exists() or layout.env_file == ".env"
     result = check_deploy(state["python"], project, overlay_module(layout.package))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -652,7 +653,8 @@ def test_the_portals_database_storages_and_checks_are_kept(layouts):
 def test_the_portals_own_files_are_kept_and_named(layouts):
     state = layouts("portal")
     message = closing(state)
-    assert "Kept as they were, never rendered over: .env.example." in message
+    assert "Kept as they were, never rendered over: .env.example.\n" in message
+    assert "deploy/production.env.example lists every variable production reads" in message
     assert "\n  SECURE_HSTS_SECONDS (your PORTAL_HSTS_SECONDS)\n" in message
     assert "(requirements.txt):\n  dj-database-url>=2.3,<4\n  gunicorn" in message
     assert "then python -m pip install -r requirements.txt" in message
@@ -717,6 +719,10 @@ def test_an_unknown_host_is_a_logged_warning_not_a_mail_beside_the_projects_logg
     assert ("the posts logger still writes" in served.stderr) == (name == "blog")
 
 
+# What a retrofit writes for production's environment, never in the way of the project's own.
+EXAMPLE = "deploy/production.env.example"
+
+
 def runbook_block(runbook: str, start: str) -> list[str]:
     """The lines of RUNBOOK.md's console block that holds a line starting with `start`."""
     for block in runbook.split("```console\n")[1:]:
@@ -756,6 +762,14 @@ def test_the_runbook_installs_as_the_project_does_and_the_layer_imports(layouts,
                     env={"PATH": f"{tools}:/usr/bin:/bin", "UV_OFFLINE": "1",
                          "UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": find_python("5.2")})  # fmt: skip
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    # This server's .env, from the example the retrofit wrote, as the RUNBOOK makes it
+    # (install -o root -g <service> becomes cp: the tests run unprivileged).
+    secrets = [line for line in runbook_block(runbook, "git clone ")
+               if line.startswith(("install -m 640 ", "sed -i "))]  # fmt: skip
+    assert secrets[0] == f"install -m 640 -o root -g {layout.package} {EXAMPLE} .env"
+    (server / ".env").unlink()
+    made = run(["bash", "-c", f"set -eu\ncp {EXAMPLE} .env\n{secrets[1]}"], cwd=server)
+    assert made.returncode == 0, made.stderr
     venv_python = server / ".venv/bin/python"
     result = check_deploy(venv_python, server, overlay_module(layout.package))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -818,6 +832,15 @@ def test_an_invalid_environment_is_one_line_per_variable(layouts):
             "existing_settings_module=shop.settings",
             id="module-missing",
         ),
+        pytest.param(
+            {"manage.py": manage_py("shop.settings"), "shop/__init__.py": "", "shop/settings.py": "",
+             "shop/health.py": "# the team's own\n", "deploy/gunicorn.conf.py": "workers = 3\n"},
+            [],
+            "refused: retrofit: the project already has shop/health.py, deploy/gunicorn.conf.py, "
+            "which the production layer adds; move yours aside (git mv shop/health.py "
+            "shop/health.py.mine), commit, and run it again",
+            id="layer-file-taken",
+        ),
         pytest.param({"README.md": "hello\n"}, [],
                      "refused: retrofit: the destination has no manage.py", id="no-project"),
     ],
@@ -837,8 +860,10 @@ def test_a_retrofit_that_would_miss_the_project_is_refused_in_one_line(
     assert tree(project) == before
 
 
-def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, tmp_path):
-    """deployment=compose on a project with its own Dockerfile, compose.yaml and workflow."""
+@pytest.mark.parametrize("mode", MODES)
+def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, tmp_path, mode):
+    """deployment=compose on a project with its own Dockerfile, compose.yaml and workflow,
+    by -d answers and at the prompts: never rendered over, never an overwrite prompt."""
     own = {
         "Dockerfile": 'FROM python:3.12-slim\nCMD ["gunicorn", "shop.wsgi"]\n',
         "compose.yaml": "services:\n  web:\n    build: .\n",
@@ -849,12 +874,22 @@ def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, t
              "shop/settings.py": "SECRET_KEY = 'dev'\n", ".gitignore": ".env\n", **own}  # fmt: skip
     project = write_files(tmp_path / "shop", files)
     new_repo(project, "the shop with its own containers")
-    result = copier_copy_cli(template_repo, project, "retrofit=true", "deployment=compose")
-    assert result.returncode == 0, result.stdout + result.stderr
+    if mode == "answers":
+        result = copier_copy_cli(template_repo, project, "retrofit=true", "deployment=compose")
+        status, printed = result.returncode, result.stdout + result.stderr
+    else:
+        status, printed = press_enter_through_prompts(
+            template_repo, project, ["deployment=compose"], vcs_ref="0.1.0"
+        )
+    assert status == 0, printed
     assert {name: (project / name).read_text() for name in own} == own
-    printed = " ".join((result.stdout + result.stderr).split())
+    printed = " ".join(printed.split())
     assert (
         "Kept as they were, never rendered over: compose.yaml, Dockerfile, .dockerignore, "
-        ".github/workflows." in printed
+        ".github/workflows. The template's own compose.yaml, Dockerfile, .dockerignore, "
+        ".github/workflows are in its template/ folder, to compare with yours." in printed
     )
+    runbook = (project / "RUNBOOK.md").read_text()
+    assert f"cp {EXAMPLE} .env && chmod 600 .env\n" in runbook
+    assert "DJANGO_SECRET_KEY=" in (project / EXAMPLE).read_text()
     assert recorded_answers(project)["project_slug"] == "shop"
