@@ -249,9 +249,7 @@ class Answers(BaseModel):
     tls_cert: str
     tls_key: str
     gunicorn_bind: str
-    existing_dependencies: Literal["pyproject.toml", "requirements.txt", "none"] = (
-        "pyproject.toml"
-    )
+    existing_dependencies: Literal["pyproject.toml", "requirements.txt", "none"] = "pyproject.toml"
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
