@@ -262,6 +262,7 @@ class Answers(BaseModel):
     ci: Literal["github", "gitlab"] = "github"
     # Readiness beside liveness (operations).
     readiness_path: str = "/readyz"
+    existing_dependencies: Literal["pyproject.toml", "requirements.txt", "none"] = "pyproject.toml"
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
@@ -276,7 +277,7 @@ class Answers(BaseModel):
 
     @field_validator(
         "proxy", "settings_layout", "deployment", "kubernetes_routing", "database",
-        "django_version", "ci", mode="before",
+        "django_version", "ci", "existing_dependencies", mode="before",
     )  # fmt: skip
     @classmethod
     def _choice(cls, value: Any, info: ValidationInfo) -> str:
@@ -505,6 +506,13 @@ class Answers(BaseModel):
                 f"'{value}' is the overlay the retrofit adds; give the project's own settings, "
                 f"e.g. {slug}.settings"
             )
+        return value
+
+    @field_validator("existing_dependencies")
+    @classmethod
+    def _existing_dependencies(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("retrofit") and "existing_dependencies" in given(info):
+            raise refuse("applies only to retrofit=true; drop it")
         return value
 
     @field_validator("app_dir")

@@ -51,7 +51,7 @@ class ExistingProject:
     manage_settings_module: str = ""  # what manage.py runs by default
     wsgi_module: str = ""  # what WSGI_APPLICATION names, without `.application`
     env_reader: str = ""  # the library the project reads .env with, if any
-    installs_with: str = ""  # "pyproject.toml" or "requirements.txt"
+    installs_with: str = ""  # "pyproject.toml", "requirements.txt" or "none"
     security_variables: tuple[tuple[str, str], ...] = ()  # (setting, variable)
     own_files: tuple[str, ...] = field(default=())
 
@@ -129,13 +129,6 @@ def detect(root: Path) -> ExistingProject:
     if not wsgi_module and module_file(root, f"{package}.wsgi"):
         wsgi_module = f"{package}.wsgi"
     readers = [name for name, pattern in ENV_READERS.items() if pattern.search(text)]
-    pyproject = read(root / "pyproject.toml")
-    installs_with = (
-        "pyproject.toml"
-        if "[project]" in pyproject or not (root / "requirements.txt").is_file()
-        else "requirements.txt"
-    )
-    security = dict.fromkeys(SECURITY_SETTING.findall(text))
     return ExistingProject(
         manage_py=True,
         package=package,
@@ -143,10 +136,31 @@ def detect(root: Path) -> ExistingProject:
         manage_settings_module=manage_module,
         wsgi_module=wsgi_module,
         env_reader=readers[0] if readers else "",
-        installs_with=installs_with,
-        security_variables=tuple(security),
+        installs_with=dependencies_file(root),
+        security_variables=tuple(dict.fromkeys(SECURITY_SETTING.findall(text))),
         own_files=tuple(name for name in OWN_FILES if (root / name).exists()),
     )
+
+
+def dependencies_file(root: Path) -> str:
+    """Where the project lists its dependencies: what `pip install`s it on a server."""
+    if "[project]" in read(root / "pyproject.toml"):
+        return "pyproject.toml"
+    if (root / "requirements.txt").is_file():
+        return "requirements.txt"
+    # A pyproject.toml of another tool's format still says where dependencies go.
+    return "pyproject.toml" if (root / "pyproject.toml").is_file() else "none"
+
+
+def layer_files(slug: str) -> tuple[str, ...]:
+    """What a retrofit adds beside the project's files: a project that has one of them
+    already would get copier's overwrite prompt, or a copy that stops halfway."""
+    return (
+        f"{slug}/settings_production.py", f"{slug}/env.py", f"{slug}/health.py",
+        f"{slug}/logging_filters.py", "RUNBOOK.md", "shipshape", "deploy/gunicorn.conf.py",
+        "deploy/production.env.example", f"deploy/nginx/{slug}.conf", "deploy/caddy",
+        f"deploy/systemd/{slug}.service", f"deploy/systemd/{slug}.socket", "deploy/kubernetes",
+    )  # fmt: skip
 
 
 def retrofit_problem(root: Path, slug: str, settings_module: str) -> str | None:
@@ -166,6 +180,15 @@ def retrofit_problem(root: Path, slug: str, settings_module: str) -> str | None:
         return (
             f"existing_settings_module: '{settings_module}' is not a module of the project "
             f"({found.summary()}); answer existing_settings_module={found.settings_module}"
+        )
+    # A project retrofitted before (it has copier's answers file) is updated instead.
+    taken = [name for name in layer_files(slug) if (Path(root) / name).exists()]
+    if taken and not (Path(root) / ".copier-answers.yml").exists():
+        first = taken[0]
+        return (
+            f"retrofit: the project already has {', '.join(taken)}, which the production "
+            f"layer adds; move yours aside (git mv {first} {first}.mine), commit, and run "
+            "it again"
         )
     if found.wsgi_module and found.wsgi_module != f"{slug}.wsgi":
         return (

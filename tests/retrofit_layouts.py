@@ -20,31 +20,42 @@ into a virtualenv of its own, built once per machine.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import json
+import re
+import signal
+import sys
 import textwrap
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import trustme
+import pexpect
 
 from .support.binaries import DEBIAN_CADDY
+from .support.client import DROPPED, Client
 from .support.git import new_repo
 from .support.ports import accepts_connections, free_port
-from .support.processes import ServerFailed, clean_env, run, wait_until
-from .support.rendering import render
+from .support.processes import (
+    STARTUP_TIMEOUT,
+    ServerFailed,
+    clean_env,
+    run,
+    start_process,
+    wait_until,
+)
+from .support.project import recorded_answers
 from .support.stack import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     PREPARE,
     Certificates,
     Stack,
-    serves_home_page,
     start_front,
-    start_gunicorn,
 )
 from .support.venvs import cached_venv, find_python
+
+# The public hostnames every retrofit answers with (the template's defaults).
+HOSTS = ["example.com", "www.example.com"]
 
 # Every layout's apps, middleware and templates start from startproject's.
 DJANGO_APPS = """\
@@ -493,6 +504,8 @@ class Layout:
     answers: dict = field(default_factory=dict)  # the retrofit's answers beside the defaults
     appended: tuple[str, ...] = ()  # files the retrofit appends to, never rewrites
     env_file: str = ".env"  # .env.production when the project reads .env itself
+    dependencies: str = "pyproject.toml"  # where it lists them, as detection finds it
+    app: str = ""  # its own app, which answers at /<app>/
 
 
 LAYOUTS = {
@@ -502,7 +515,8 @@ LAYOUTS = {
         files={"mysite/tests.py": STARTPROJECT_TEST},
         passed="Ran 1 test",
         settings_module="mysite.settings",
-        answers={"proxy": "caddy", "tls_cert": "", "tls_key": ""},
+        dependencies="none",
+        answers={"proxy": "caddy"},
     ),
     "environ": Layout(
         name="environ",
@@ -514,6 +528,7 @@ LAYOUTS = {
         answers={"database": "postgres"},
         appended=(".gitignore",),
         env_file=".env.production",
+        app="notes",
     ),
     "portal": Layout(
         name="portal",
@@ -521,6 +536,8 @@ LAYOUTS = {
         files=PORTAL,
         passed="Ran 2 tests",
         settings_module="portal.settings.base",
+        dependencies="requirements.txt",
+        app="pages",
     ),
     "blog": Layout(
         name="blog",
@@ -528,9 +545,10 @@ LAYOUTS = {
         files=BLOG,
         passed="Ran 1 test",
         settings_module="blog.settings",
-        answers={"proxy": "load_balancer", "gunicorn_bind": "0.0.0.0:8000"},
+        answers={"proxy": "load_balancer"},
         appended=(".gitignore",),
         env_file=".env.production",
+        app="posts",
     ),
 }
 
@@ -565,45 +583,113 @@ def own_tests(layout: Layout, python: Path, project: Path):
     return run([python, *layout.tests], cwd=project)
 
 
-def serve_retrofitted(
-    cleanup: ExitStack, layout: Layout, *, python: Path, template: Path, workdir: Path,
-    ca: trustme.CA, proxy: str = "nginx",
-) -> Stack:  # fmt: skip
-    """A layout retrofitted with every default detection gives, served as deploy/ says.
+def machine_answers(project: Path, proxy: str, certificates: Certificates, run_dir: Path):
+    """The advanced answers that put a retrofit's deploy files on this machine.
 
-    As tests/support/stack.py's start_stack, on the existing project: gunicorn with the
-    rendered deploy/gunicorn.conf.py and the rendered proxy config in front, over TLS.
+    The project's folder as app_dir, and gunicorn on a unix socket in `run_dir` behind
+    nginx or Caddy, which listen on free high ports with the test CA's certificate.
+    Behind a load balancer gunicorn listens on a free TCP port and the ports stay 80
+    and 443: the load balancer's ports are its own (the test's stand-in takes free
+    ones). Returns the answers, gunicorn's address and the public (HTTP, HTTPS) ports.
     """
-    project = build(layout, python, workdir, folder=layout.package)
-    run_dir = Path(tempfile.mkdtemp(prefix="shipshape-run-"))
-    cleanup.callback(shutil.rmtree, run_dir, ignore_errors=True)
-    run_dir.chmod(0o755)
-    http_port, https_port = free_port(), free_port()
-    hosts = ["example.com", "www.example.com"]
-    certificates = Certificates.issue(ca, hosts, workdir / "tls")
-    answers = {"retrofit": True, "proxy": proxy, "app_dir": str(project),
-               "http_port": http_port, "https_port": https_port,
-               "gunicorn_bind": f"unix:{run_dir}/gunicorn.sock",
-               "tls_cert": str(certificates.cert_path), "tls_key": str(certificates.key_path)}  # fmt: skip
-    render(template, project, **answers)
-    answers["project_slug"] = layout.package
-    env = clean_env(
-        DJANGO_SETTINGS_MODULE=f"{layout.package}.settings_production", WEB_CONCURRENCY="2",
-        DATABASE_URL=f"sqlite:///{workdir / 'served.sqlite3'}",
+    ports = (free_port(), free_port())
+    answers: dict = {"app_dir": str(project)}
+    if proxy == "load_balancer":
+        port = free_port()
+        answers |= {"gunicorn_bind": f"0.0.0.0:{port}", "lb_trusted_cidrs": ["127.0.0.1/32"]}
+        return answers, ("127.0.0.1", port), ports
+    # Unix socket paths are limited to 107 bytes: the run folder has a short name.
+    answers |= {"http_port": ports[0], "https_port": ports[1],
+                "gunicorn_bind": f"unix:{run_dir}/gunicorn.sock",
+                "tls_cert": str(certificates.cert_path), "tls_key": str(certificates.key_path)}  # fmt: skip
+    return answers, str(run_dir / "gunicorn.sock"), ports
+
+
+def as_data(answers: dict) -> list[str]:
+    """Answers as `-d NAME=VALUE` items, lists and booleans as YAML writes them."""
+    return [f"{name}={json.dumps(value) if isinstance(value, (list, bool)) else value}"
+            for name, value in answers.items()]  # fmt: skip
+
+
+def press_enter_through_prompts(template: Path, project: Path, data: list[str], vcs_ref: str):
+    """`copier copy` as a person runs it, pressing Enter at every prompt.
+
+    Returns the exit status and everything copier printed. Fails the moment copier
+    asks whether to overwrite a file.
+    """
+    settings = project.parent / "copier-settings.yml"
+    settings.write_text("{}\n")
+    args = ["-m", "copier", "copy", "--trust", "--vcs-ref", vcs_ref,
+            *[arg for item in data for arg in ("-d", item)], str(template), str(project)]  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, args, encoding="utf-8", timeout=90, dimensions=(40, 200),
+        env={**clean_env(), "COPIER_SETTINGS_PATH": str(settings), "TERM": "xterm"},
     )  # fmt: skip
-    stack = Stack(proxy, answers, project, hosts, http_port, https_port, certificates, env,
-                  str(run_dir / "gunicorn.sock"), python)  # fmt: skip
+    printed = []
+    try:
+        while True:
+            # copier's question: " Overwrite <path>?"; the closing message says "overwritten".
+            index = child.expect([r"\?", pexpect.EOF, r"Overwrite \S+\?"])
+            printed.append(child.before + (child.after if isinstance(child.after, str) else ""))
+            if index == 2:
+                raise AssertionError(f"copier asked to overwrite a file: {''.join(printed)}")
+            if index == 1:
+                break
+            child.sendline("")
+    finally:
+        child.close(force=True)
+    return child.exitstatus, "".join(printed)
+
+
+def served_unit(project: Path, package: str) -> tuple[str, list[str]]:
+    """What the rendered systemd unit runs: DJANGO_SETTINGS_MODULE and gunicorn's arguments."""
+    unit = (project / "deploy" / "systemd" / f"{package}.service").read_text()
+    settings = re.search(r"^Environment=DJANGO_SETTINGS_MODULE=(\S+)$", unit, re.M)
+    exec_start = re.search(r"^ExecStart=(\S+)/gunicorn (.+)$", unit, re.M)
+    assert settings and exec_start, unit
+    return settings.group(1), exec_start.group(2).split()
+
+
+def serve_retrofitted(cleanup: ExitStack, state: dict, workdir: Path) -> Stack:
+    """A retrofitted layout served as its deploy/ files say, over TLS on loopback.
+
+    As tests/support/stack.py's start_stack, on the existing project: gunicorn started
+    as the rendered systemd unit starts it (its settings module, its config, the
+    project's own WSGI module), behind the rendered nginx or Caddy config, or the
+    test-only stand-in for a load balancer.
+    """
+    project, package, python = state["project"], state["layout"].package, state["python"]
+    answers = {**recorded_answers(project), "project_slug": package}
+    settings, gunicorn_args = served_unit(project, package)
+    env = clean_env(DJANGO_SETTINGS_MODULE=settings, WEB_CONCURRENCY="2")
+    if answers["database"] == "postgres":
+        # No PostgreSQL server here: the layout's own tests prove the URL is read.
+        env["DATABASE_URL"] = f"sqlite:///{workdir / 'served.sqlite3'}"
+    http_port, https_port = state["ports"]
+    stack = Stack(answers["proxy"], answers, project, HOSTS, http_port, https_port,
+                  state["certificates"], env, state["gunicorn_address"], python)  # fmt: skip
     prepared = run([python, "-c", PREPARE.format(username=ADMIN_USERNAME)], cwd=project,
                    env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD})  # fmt: skip
     if prepared.returncode != 0:
         raise ServerFailed(f"preparing {project} failed:\n{prepared.stdout}\n{prepared.stderr}")
     (workdir / "logs").mkdir()
-    gunicorn = start_gunicorn(stack, workdir / "logs" / "gunicorn.log")
+    gunicorn = start_process("gunicorn", [python.parent / "gunicorn", *gunicorn_args],
+                             cwd=project, env=env, log=workdir / "logs" / "gunicorn.log",
+                             stop_signal=signal.SIGINT)  # fmt: skip
     cleanup.callback(gunicorn.stop)
     stack.processes.append(gunicorn)
     wait_until(lambda: accepts_connections(stack.gunicorn_address), [gunicorn], "gunicorn")
     front = start_front(stack, workdir, DEBIAN_CADDY)
     cleanup.callback(front.stop)
     stack.processes.append(front)
-    wait_until(lambda: serves_home_page(stack), stack.processes, "the home page")
+    wait_until(lambda: serves_admin_login(stack), stack.processes, "the admin login page")
     return stack
+
+
+def serves_admin_login(stack: Stack) -> bool:
+    """startproject has no home page: the admin's login page says the site is up."""
+    client = Client(stack.ca_path, stack.http_port, stack.https_port, timeout=STARTUP_TIMEOUT)
+    try:
+        return client.get("/admin/login/", host=stack.domain).status_code == 200
+    except DROPPED:
+        return False

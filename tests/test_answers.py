@@ -45,6 +45,7 @@ DEFAULTS = {
     "gunicorn_bind": "unix:/run/my_site/gunicorn.sock",
     "ci": "github",
     "readiness_path": "/readyz",
+    "existing_dependencies": "pyproject.toml",
 }
 
 
@@ -75,7 +76,7 @@ def test_defaults_are_copiers_defaults(rendered):
     # `when` is false by default
     hidden = {
         "lb_trusted_cidrs", "existing_settings_module", "kubernetes_routing",
-        "kubernetes_controller_namespace",
+        "kubernetes_controller_namespace", "existing_dependencies",
     }  # fmt: skip
     assert {k: v for k, v in recorded.items() if not k.startswith("_")} == {
         k: v for k, v in DEFAULTS.items() if k not in hidden
@@ -237,6 +238,8 @@ REFUSED = [
     ({"retrofit": True, "existing_settings_module": "settings"}, "existing_settings_module: 'settings' is not a dotted module path"),
     ({"retrofit": True, "existing_settings_module": "shop.settings"}, "existing_settings_module: 'shop.settings' is not inside project_slug 'my_site'"),
     ({"retrofit": True, "existing_settings_module": "my_site.settings_production"}, "existing_settings_module: 'my_site.settings_production' is the overlay"),
+    ({"existing_dependencies": "requirements.txt"}, "existing_dependencies: applies only to retrofit=true"),
+    ({"retrofit": True, "existing_dependencies": "requirements"}, "existing_dependencies: 'requirements' is not one of the choices; answer one of pyproject.toml, requirements.txt, none"),
     ({"app_dir": "srv/site"}, "app_dir: 'srv/site' must be an absolute path"),
     ({"app_dir": "/srv/my site"}, "app_dir: '/srv/my site' must be an absolute path without spaces"),
     ({"app_dir": "/srv/../etc"}, "app_dir: '/srv/../etc' must be an absolute path"),

@@ -95,6 +95,20 @@ def test_a_line_break_or_control_character_in_the_name_is_refused(payload):
     assert problem.startswith("project_name: ") and "control character" in problem
 
 
+CLUMSY_DEPENDENCIES = ["requirements", "REQUIREMENTS.TXT", " none", "pyproject.toml ",
+                       "setup.py", "", True, 1.5, ["none"], None]  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", [*INJECTIONS, *CLUMSY_DEPENDENCIES], ids=repr)
+def test_a_payload_in_existing_dependencies_is_refused_with_one_line(payload):
+    """A retrofit's answer that picks the RUNBOOK's install steps: one of three, or refused."""
+    answers = {**DEFAULTS, "retrofit": True, "existing_dependencies": payload}
+    with pytest.raises(AnswersError) as refused:
+        validate(answers, given={"existing_dependencies"})
+    (problem,) = refused.value.problems
+    assert problem.startswith("existing_dependencies: ") and "\n" not in problem
+
+
 # The project's name, rendered -------------------------------------------------------
 
 NAMES = [

@@ -9,32 +9,38 @@ own settings, and updated to a newer template release.
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import sys
+import tempfile
 import textwrap
 from contextlib import ExitStack
 from pathlib import Path
 
-import pexpect
 import pytest
 import trustme
 import yaml
 
 from .retrofit_layouts import (
+    HOSTS,
     LAYOUTS,
+    as_data,
     build,
     layouts_python,
+    machine_answers,
     manage_py,
     own_tests,
+    press_enter_through_prompts,
     serve_retrofitted,
+    served_unit,
 )
 from .support.client import Client, cookie_header, log_in_to_admin
 from .support.git import commit_all, git, listed_files, new_repo, release
 from .support.processes import run
 from .support.project import check_deploy, edit, recorded_answers, setting, tree, write_files
 from .support.rendering import copier_copy_cli, render, snapshot_template, update
+from .support.stack import Certificates
+from .support.venvs import find_python
 
 OVERLAY = "settings_production"
 
@@ -228,12 +234,13 @@ def test_the_projects_own_files_are_byte_identical(existing, request):
 def test_only_the_production_layer_is_added(existing, request):
     project = request.getfixturevalue(existing)["project"]
     slug = project.name
-    for added in [f"{slug}/{OVERLAY}.py", f"{slug}/env.py", f"{slug}/health.py", ".env.example",
+    for added in [f"{slug}/{OVERLAY}.py", f"{slug}/env.py", f"{slug}/health.py",
+                  f"{slug}/logging_filters.py", "deploy/production.env.example",
                   "deploy/gunicorn.conf.py", f"deploy/nginx/{slug}.conf", "shipshape/checks.py",
                   ".copier-answers.yml"]:  # fmt: skip
         assert (project / added).is_file(), added
-    for never in ["README.md", "pyproject.toml", "tests", ".github", ".pre-commit-config.yaml",
-                  f"{slug}/settings", f"{slug}/templates", f"{slug}/logging_filters.py"]:  # fmt: skip
+    for never in ["README.md", "pyproject.toml", "tests", ".github", ".pre-commit-config.yaml", ".env.example",
+                  f"{slug}/settings", f"{slug}/templates"]:  # fmt: skip
         assert not (project / never).exists(), never
 
 
@@ -372,11 +379,18 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
 # -- existing projects in the shapes real teams have (tests/retrofit_layouts.py) -----------
 
 
-def layout_param(name: str):
-    return pytest.param(name, marks=pytest.mark.xdist_group(f"retrofit-{name}"), id=name)
+def layout_param(name: str, *values: str):
+    return pytest.param(name, *values, marks=pytest.mark.xdist_group(f"retrofit-{name}"),
+                        id="-".join([name, *values]))  # fmt: skip
 
 
+# Each layout retrofitted twice: with -d answers and --defaults as a script runs it, and
+# at the prompts, pressing Enter through every one as a person new to the template does.
+MODES = ("answers", "enter")
 LAYOUT_NAMES = pytest.mark.parametrize("name", [layout_param(name) for name in LAYOUTS])
+LAYOUT_MODES = pytest.mark.parametrize(
+    ("name", "mode"), [layout_param(name, mode) for name in LAYOUTS for mode in MODES]
+)
 
 
 @pytest.fixture(scope="session")
@@ -386,30 +400,56 @@ def layout_python(project_python) -> Path:
 
 @pytest.fixture(scope="session")
 def layouts(retrofit_releases, layout_python, tmp_path_factory):
-    """Each layout built, its own tests run, then retrofitted as a user types it, once."""
-    done: dict[str, dict] = {}
+    """`layouts(name, mode)`: a layout built, its own tests run, then retrofitted, once.
 
-    def get(name: str) -> dict:
-        if name not in done:
+    A layout is built once; each mode retrofits its own copy, rendered with the
+    advanced answers (ports, app_dir, certificate, gunicorn's socket) that let the
+    deploy files serve it on this machine.
+    """
+    ca = trustme.CA()
+    built: dict[str, dict] = {}
+    done: dict[tuple[str, str], dict] = {}
+    with ExitStack() as cleanup:
+
+        def get(name: str, mode: str = "answers") -> dict:
             layout = LAYOUTS[name]
-            project = build(layout, layout_python, tmp_path_factory.mktemp(f"layout-{name}"))
-            before_tests = own_tests(layout, layout_python, project)
-            before = snapshot_files(project)
-            data = [
-                f"{key}={value}" for key, value in {"retrofit": "true", **layout.answers}.items()
-            ]
-            copy = copier_copy_cli(retrofit_releases, project, *data)
-            assert copy.returncode == 0, copy.stdout + copy.stderr
-            done[name] = {"layout": layout, "project": project, "before": before,
-                          "before_tests": before_tests, "copy": copy, "python": layout_python}  # fmt: skip
-        return done[name]
+            if name not in built:
+                folder = tmp_path_factory.mktemp(f"layout-{name}")
+                base = build(layout, layout_python, folder / "base")
+                copies = {mode: folder / mode / base.name for mode in MODES}
+                for copy in copies.values():
+                    shutil.copytree(base, copy, symlinks=True)
+                built[name] = {"before": snapshot_files(base), "copies": copies,
+                               "before_tests": own_tests(layout, layout_python, base)}  # fmt: skip
+            if (name, mode) not in done:
+                project = built[name]["copies"][mode]
+                proxy = layout.answers.get("proxy", "nginx") if mode == "answers" else "nginx"
+                certificates = Certificates.issue(ca, HOSTS, project.parent / "tls")
+                run_dir = Path(tempfile.mkdtemp(prefix="shipshape-run-"))
+                run_dir.chmod(0o755)
+                cleanup.callback(shutil.rmtree, run_dir, ignore_errors=True)
+                machine, address, ports = machine_answers(project, proxy, certificates, run_dir)
+                if mode == "answers":
+                    data = as_data({"retrofit": True, **layout.answers, **machine})
+                    copy = copier_copy_cli(retrofit_releases, project, *data)
+                    status, printed = copy.returncode, copy.stdout + copy.stderr
+                else:
+                    status, printed = press_enter_through_prompts(
+                        retrofit_releases, project, as_data(machine), vcs_ref="0.1.0"
+                    )
+                assert status == 0, printed
+                done[name, mode] = {**built[name], "layout": layout, "project": project,
+                                    "printed": printed, "python": layout_python,
+                                    "certificates": certificates, "gunicorn_address": address,
+                                    "ports": ports}  # fmt: skip
+            return done[name, mode]
 
-    return get
+        yield get
 
 
 def closing(state: dict) -> str:
     """What copier printed: the hook's lines and the closing message."""
-    return state["copy"].stdout + state["copy"].stderr
+    return state["printed"]
 
 
 def appended_only(project: Path, before: dict[str, bytes], appended: tuple[str, ...]) -> list[str]:
@@ -422,50 +462,52 @@ def appended_only(project: Path, before: dict[str, bytes], appended: tuple[str, 
     return changed
 
 
-@LAYOUT_NAMES
-def test_a_layouts_files_are_untouched_except_documented_appends(layouts, name):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layouts_files_are_untouched_except_documented_appends(layouts, name, mode):
+    state = layouts(name, mode)
     project, layout = state["project"], state["layout"]
     assert appended_only(project, state["before"], layout.appended) == []
     for appended in layout.appended:
         assert (project / appended).read_bytes() != state["before"][appended], appended
 
 
-@LAYOUT_NAMES
-def test_a_layout_is_retrofitted_into_its_own_package_from_what_was_detected(layouts, name):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layout_is_retrofitted_into_its_own_package_from_what_was_detected(layouts, name, mode):
+    state = layouts(name, mode)
     project, layout = state["project"], state["layout"]
     answers = recorded_answers(project)
-    assert answers["project_slug"] == layout.package
+    assert (answers["project_slug"], answers["retrofit"]) == (layout.package, True)
     assert answers["existing_settings_module"] == layout.settings_module
+    assert answers["existing_dependencies"] == layout.dependencies
     assert (project / layout.package / f"{OVERLAY}.py").is_file()
     assert not (project / "my_site").exists()
     assert not (project / "shipshape/tests").exists()
 
 
-@LAYOUT_NAMES
-def test_a_layouts_own_tests_pass_before_and_after(layouts, name):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layouts_own_tests_pass_before_and_after(layouts, name, mode):
+    state = layouts(name, mode)
     layout = state["layout"]
     before = state["before_tests"]
     assert before.returncode == 0, before.stdout + before.stderr
+    assert layout.passed in before.stdout + before.stderr
     after = own_tests(layout, state["python"], state["project"])
     assert after.returncode == 0, after.stdout + after.stderr
     assert layout.passed in after.stdout + after.stderr
 
 
-@LAYOUT_NAMES
-def test_a_layout_passes_check_deploy_with_the_overlay(layouts, name):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layout_passes_check_deploy_with_the_overlay(layouts, name, mode):
+    state = layouts(name, mode)
     module = overlay_module(state["layout"].package)
     result = check_deploy(state["python"], state["project"], module)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 
 
-@LAYOUT_NAMES
-def test_a_layouts_static_files_are_collected_with_the_overlay(layouts, name, tmp_path):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layouts_static_files_are_collected_with_the_overlay(layouts, name, mode, tmp_path):
+    state = layouts(name, mode)
     project = tmp_path / name
     shutil.copytree(state["project"], project, symlinks=True)
     module = overlay_module(state["layout"].package)
@@ -477,9 +519,9 @@ def test_a_layouts_static_files_are_collected_with_the_overlay(layouts, name, tm
     assert "admin/css/base.css" in manifest.read_text()
 
 
-@LAYOUT_NAMES
-def test_a_layouts_env_file_is_private_and_git_ignored(layouts, name):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_a_layouts_env_file_is_private_and_git_ignored(layouts, name, mode):
+    state = layouts(name, mode)
     project, layout = state["project"], state["layout"]
     env_file = layout.env_file
     assert stat.S_IMODE((project / env_file).stat().st_mode) == 0o600
@@ -487,16 +529,17 @@ def test_a_layouts_env_file_is_private_and_git_ignored(layouts, name):
     assert git("status", "--porcelain", "--ignored", "--", env_file, cwd=project).startswith("!!")
 
 
-@LAYOUT_NAMES
-def test_copier_update_keeps_a_retrofitted_layout(layouts, name, tmp_path):
-    state = layouts(name)
+@LAYOUT_MODES
+def test_copier_update_keeps_a_retrofitted_layout(layouts, name, mode, tmp_path):
+    state = layouts(name, mode)
     layout = state["layout"]
     project = tmp_path / name
     shutil.copytree(state["project"], project, symlinks=True)
     commit_all(project, "production layer from django-shipshape 0.1.0")
     committed = snapshot_files(project)
     update(project, "0.2.0")
-    assert recorded_answers(project)["_commit"] == "0.2.0"
+    answers = recorded_answers(project)
+    assert (answers["_commit"], answers["existing_dependencies"]) == ("0.2.0", layout.dependencies)
     overlay = f"{layout.package}/{OVERLAY}.py"
     assert "inside the network: never redirected." in (project / overlay).read_text()
     status = git("status", "--porcelain", cwd=project)
@@ -505,11 +548,52 @@ def test_copier_update_keeps_a_retrofitted_layout(layouts, name, tmp_path):
         overlay,
     ]
     assert [name for name in unchanged(project, committed) if name not in status] == []
-    assert not (project / ".env").exists() or layout.name != "environ"
+    assert appended_only(project, state["before"], layout.appended) == []
+    assert not (project / ".env").exists() or layout.env_file == ".env"
     result = check_deploy(state["python"], project, overlay_module(layout.package))
     assert result.returncode == 0, result.stdout + result.stderr
     tests = own_tests(layout, state["python"], project)
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert layout.passed in tests.stdout + tests.stderr
+
+
+@LAYOUT_MODES
+def test_the_deploy_files_start_the_projects_own_wsgi_module(layouts, name, mode):
+    state = layouts(name, mode)
+    project, package = state["project"], state["layout"].package
+    settings, gunicorn_args = served_unit(project, package)
+    module = gunicorn_args[-1]
+    assert (settings, module) == (overlay_module(package), f"{package}.wsgi")
+    assert (project / package / "wsgi.py").read_bytes() == state["before"][f"{package}/wsgi.py"]
+    loaded = run([state["python"], "-c", f"import {module}; print(type({module}.application).__name__)"],
+                 cwd=project, env={"DJANGO_SETTINGS_MODULE": settings})  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "WSGIHandler"
+
+
+@LAYOUT_MODES
+def test_a_retrofitted_layout_serves_an_admin_login_through_its_proxy(
+    layouts, name, mode, tmp_path
+):
+    """gunicorn as the rendered unit starts it, behind the rendered proxy config, over TLS."""
+    state = layouts(name, mode)
+    with ExitStack() as cleanup:
+        stack = serve_retrofitted(cleanup, state, tmp_path)
+        client = Client(stack.ca_path, stack.http_port, stack.https_port)
+        form, response = log_in_to_admin(client, stack, stack.origin())
+        assert response.status_code == 302, response.text[:2000] + stack.logs()
+        assert "max-age=31536000" in form.headers["strict-transport-security"]
+        index = client.get("/admin/", host=stack.domain,
+                           headers={"Cookie": cookie_header(form, response)})  # fmt: skip
+        assert index.status_code == 200
+        assert f"<strong>{stack.admin_username}</strong>" in index.text
+        css = client.get("/static/admin/css/base.css", host=stack.domain)
+        assert css.status_code == 200
+        assert "body" in css.text
+        if name != "startproject":  # startproject has no page at /
+            home = client.get(f"/{state['layout'].app}/", host=stack.domain)
+            assert home.status_code == 200, stack.logs()
+            assert home.headers["content-type"] == "application/json"
 
 
 @pytest.mark.xdist_group("retrofit-environ")
@@ -570,7 +654,8 @@ def test_the_portals_database_storages_and_checks_are_kept(layouts):
 def test_the_portals_own_files_are_kept_and_named(layouts):
     state = layouts("portal")
     message = closing(state)
-    assert "Kept as they were, never rendered over: .env.example." in message
+    assert "Kept as they were, never rendered over: .env.example.\n" in message
+    assert "deploy/production.env.example lists every variable production reads" in message
     assert "\n  SECURE_HSTS_SECONDS (your PORTAL_HSTS_SECONDS)\n" in message
     assert "(requirements.txt):\n  dj-database-url>=2.3,<4\n  gunicorn" in message
     assert "then python -m pip install -r requirements.txt" in message
@@ -583,9 +668,130 @@ def test_the_blogs_whitenoise_and_logging_are_kept(layouts):
     module = overlay_module("blog")
     middleware = yaml.safe_load(setting(python, project, module, "settings.MIDDLEWARE"))
     assert middleware.count("whitenoise.middleware.WhiteNoiseMiddleware") == 1
-    assert setting(python, project, module, "list(settings.LOGGING['loggers'])") == "['posts']"
+    loggers = setting(python, project, module, "list(settings.LOGGING['loggers'])")
+    assert loggers == "['posts', 'django.security.DisallowedHost']"
+    assert setting(python, project, module, "settings.LOGGING['handlers']['console']") == str(
+        {"class": "logging.StreamHandler"}
+    )
     storage = setting(python, project, module, "settings.STORAGES['staticfiles']['BACKEND']")
     assert storage == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+
+
+# A scanner's request with a forged Host, in the process Django serves from: what reaches
+# stderr, and how many mails mail_admins sends (Django's default LOGGING mails ERRORs).
+DISALLOWED_HOST_PROBE = """
+import logging
+import django
+from django.conf import settings
+from django.core import mail
+from django.test import Client
+from django.test.utils import setup_test_environment
+django.setup()
+setup_test_environment()
+settings.ADMINS = [("Ops", "ops@example.com")]
+seen = []  # what the DisallowedHost logger hands its handlers, after its own filters
+watcher = logging.Handler()
+watcher.emit = seen.append
+logging.getLogger("django.security.DisallowedHost").addHandler(watcher)
+logging.getLogger("posts").info("the posts logger still writes")
+response = Client().get("/", HTTP_HOST="scanner.invalid")
+print(response.status_code, len(mail.outbox), *[record.levelname for record in seen])
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "own_settings"),
+    [layout_param("blog", "blog.settings"), layout_param("portal", "portal.settings.base")],
+)
+def test_an_unknown_host_is_a_logged_warning_not_a_mail_beside_the_projects_logging(
+    layouts, name, own_settings
+):
+    """The overlay extends the project's LOGGING (the blog has one, the portal none)."""
+    state = layouts(name)
+    project, python = state["project"], state["python"]
+    own = run([python, "-c", DISALLOWED_HOST_PROBE], cwd=project,
+              env={"DJANGO_SETTINGS_MODULE": own_settings})  # fmt: skip
+    assert own.stdout.split() == ["400", "1", "ERROR"], own.stdout + own.stderr
+    served = run([python, "-c", DISALLOWED_HOST_PROBE], cwd=project,
+                 env={"DJANGO_SETTINGS_MODULE": overlay_module(name)})  # fmt: skip
+    assert served.stdout.split() == ["400", "0", "WARNING"], served.stdout + served.stderr
+    assert "Invalid HTTP_HOST header: 'scanner.invalid'" in served.stderr
+    # The blog's own handler and logger still write.
+    assert ("the posts logger still writes" in served.stderr) == (name == "blog")
+
+
+# What a retrofit writes for production's environment, never in the way of the project's own.
+EXAMPLE = "deploy/production.env.example"
+
+
+def runbook_block(runbook: str, start: str) -> list[str]:
+    """The lines of RUNBOOK.md's console block that holds a line starting with `start`."""
+    for block in runbook.split("```console\n")[1:]:
+        lines = block.split("```")[0].splitlines()
+        if any(line.startswith(start) for line in lines):
+            return lines
+    raise AssertionError(f"no console block has a line starting with {start!r}")
+
+
+@pytest.mark.parametrize("name", [layout_param("portal"), layout_param("startproject")])
+def test_the_runbook_installs_as_the_project_does_and_the_layer_imports(layouts, name, tmp_path):
+    """requirements.txt (or no file at all): the RUNBOOK's own install lines, run by bash
+    in a copy of the checkout, give a virtualenv that runs the production layer."""
+    state = layouts(name)
+    project, layout = state["project"], state["layout"]
+    runbook = (project / "RUNBOOK.md").read_text()
+    assert "uv sync" not in runbook
+    app_dir = recorded_answers(project)["app_dir"]
+    defined = [line for line in runbook_block(runbook, "manage() {")
+               if line.startswith("install_dependencies() {")]  # fmt: skip
+    first = [line for line in runbook_block(runbook, "git clone ")
+             if line.startswith(f"cd {app_dir} && ")]  # fmt: skip
+    assert len(defined) == 1 and first == [f"cd {app_dir} && uv venv .venv && install_dependencies"]
+    for releasing in ("## Every release", "## Rollback"):
+        assert "&& install_dependencies\n" in runbook.split(releasing)[1].split("```\n")[0]
+    wanted = "-r requirements.txt" if layout.dependencies == "requirements.txt" else "'django>="
+    assert wanted in defined[0]
+    # The server's checkout: the project as committed, with the production layer.
+    server = tmp_path / "server"
+    shutil.copytree(project, server, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "uv").symlink_to(Path(sys.executable).parent / "uv")
+    script = "\n".join(["set -eu", defined[0], first[0].replace(app_dir, str(server), 1)])
+    # Offline, from uv's cache: the suite reaches no package index.
+    installed = run(["bash", "-c", script], cwd=tmp_path, timeout=600,
+                    env={"PATH": f"{tools}:/usr/bin:/bin", "UV_OFFLINE": "1",
+                         "UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": find_python("5.2")})  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    # This server's .env, from the example the retrofit wrote, as the RUNBOOK makes it
+    # (install -o root -g <service> becomes cp: the tests run unprivileged).
+    secrets = [line for line in runbook_block(runbook, "git clone ")
+               if line.startswith(("install -m 640 ", "sed -i "))]  # fmt: skip
+    assert secrets[0] == f"install -m 640 -o root -g {layout.package} {EXAMPLE} .env"
+    (server / ".env").unlink()
+    made = run(["bash", "-c", f"set -eu\ncp {EXAMPLE} .env\n{secrets[1]}"], cwd=server)
+    assert made.returncode == 0, made.stderr
+    venv_python = server / ".venv/bin/python"
+    result = check_deploy(venv_python, server, overlay_module(layout.package))
+    assert result.returncode == 0, result.stdout + result.stderr
+    imported = run([venv_python, "-c", "import gunicorn, pydantic_settings, httpx, crossplane"],
+                   cwd=server)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+
+
+@pytest.mark.parametrize("name", [layout_param("blog"), layout_param("environ")])
+def test_the_runbook_of_a_pyproject_project_syncs_and_names_what_to_add(layouts, name):
+    state = layouts(name)
+    runbook = (state["project"] / "RUNBOOK.md").read_text()
+    assert "install_dependencies" not in runbook
+    assert runbook.count("uv sync --no-dev") == 3
+    hint = runbook.split("# uv add ", 1)[1].split("\n", 1)[0]
+    assert hint.endswith(", then commit).")
+    answers = recorded_answers(state["project"])
+    named = hint.removesuffix(", then commit).").split("' '")
+    assert len(named) == (8 if answers["proxy"] == "load_balancer" else 7) + (
+        answers["database"] == "postgres"
+    )
 
 
 @pytest.mark.xdist_group("retrofit-blog")
@@ -601,40 +807,6 @@ def test_an_invalid_environment_is_one_line_per_variable(layouts):
         "DJANGO_SECRET_KEY",
         "DJANGO_ALLOWED_HOSTS",
     ]
-
-
-def test_pressing_enter_through_every_prompt_retrofits_the_real_package(
-    retrofit_releases, layout_python, tmp_path
-):
-    """Interactive use on the portal: every default comes from what was detected."""
-    project = build(LAYOUTS["portal"], layout_python, tmp_path / "interactive")
-    before = snapshot_files(project)
-    settings = tmp_path / "copier-settings.yml"
-    settings.write_text("{}\n")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "copier", "copy", "--trust", "--vcs-ref", "0.1.0", str(retrofit_releases), str(project)],
-        env={**os.environ, "COPIER_SETTINGS_PATH": str(settings), "TERM": "xterm"},
-        encoding="utf-8", timeout=60, dimensions=(40, 200),
-    )  # fmt: skip
-    try:
-        while True:
-            index = child.expect([r"\?", "Kept as they were", pexpect.EOF, "overwrite"])
-            if index == 3:
-                pytest.fail("copier asked to overwrite a file of the project")
-            if index:
-                break
-            child.sendline("")
-        child.expect(pexpect.EOF)
-    finally:
-        child.close(force=True)
-    assert child.exitstatus == 0
-    answers = recorded_answers(project)
-    assert (answers["project_slug"], answers["retrofit"]) == ("portal", True)
-    assert answers["existing_settings_module"] == "portal.settings.base"
-    assert appended_only(project, before, ()) == []
-    result = check_deploy(layout_python, project, overlay_module("portal"))
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -661,6 +833,15 @@ def test_pressing_enter_through_every_prompt_retrofits_the_real_package(
             "existing_settings_module=shop.settings",
             id="module-missing",
         ),
+        pytest.param(
+            {"manage.py": manage_py("shop.settings"), "shop/__init__.py": "", "shop/settings.py": "",
+             "shop/health.py": "# the team's own\n", "deploy/gunicorn.conf.py": "workers = 3\n"},
+            [],
+            "refused: retrofit: the project already has shop/health.py, deploy/gunicorn.conf.py, "
+            "which the production layer adds; move yours aside (git mv shop/health.py "
+            "shop/health.py.mine), commit, and run it again",
+            id="layer-file-taken",
+        ),
         pytest.param({"README.md": "hello\n"}, [],
                      "refused: retrofit: the destination has no manage.py", id="no-project"),
     ],
@@ -680,46 +861,10 @@ def test_a_retrofit_that_would_miss_the_project_is_refused_in_one_line(
     assert tree(project) == before
 
 
-@LAYOUT_NAMES
-def test_the_deploy_files_start_the_projects_own_wsgi_module(layouts, name):
-    state = layouts(name)
-    project, package = state["project"], state["layout"].package
-    unit = (project / f"deploy/systemd/{package}.service").read_text()
-    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    module = exec_start.split()[-1]
-    assert module == f"{package}.wsgi"
-    assert (project / package / "wsgi.py").read_bytes() == state["before"][f"{package}/wsgi.py"]
-    loaded = run([state["python"], "-c", f"import {module}; print(type({module}.application).__name__)"],
-                 cwd=project, env={"DJANGO_SETTINGS_MODULE": overlay_module(package)})  # fmt: skip
-    assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "WSGIHandler"
-
-
-@pytest.mark.xdist_group("retrofit-served")
-def test_a_retrofitted_settings_package_serves_an_admin_login_through_nginx(
-    retrofit_releases, layout_python, tmp_path
-):
-    """config/settings with django-environ, retrofitted with nothing but retrofit=true."""
-    with ExitStack() as cleanup:
-        stack = serve_retrofitted(cleanup, LAYOUTS["environ"], python=layout_python,
-                                  template=retrofit_releases, workdir=tmp_path, ca=trustme.CA())  # fmt: skip
-        client = Client(stack.ca_path, stack.http_port, stack.https_port)
-        home = client.get("/", host=stack.domain)
-        assert home.status_code == 200, stack.logs()
-        assert home.json() == {"engine": "django.db.backends.sqlite3", "atomic": True}
-        assert "max-age=31536000" in home.headers["strict-transport-security"]
-        form, response = log_in_to_admin(client, stack, stack.origin())
-        assert response.status_code == 302, response.text[:2000]
-        index = client.get("/admin/", host=stack.domain,
-                           headers={"Cookie": cookie_header(form, response)})  # fmt: skip
-        assert index.status_code == 200
-        assert f"<strong>{stack.admin_username}</strong>" in index.text
-        css = client.get("/static/admin/css/base.css", host=stack.domain)
-        assert css.status_code == 200
-
-
-def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, tmp_path):
-    """deployment=compose on a project with its own Dockerfile, compose.yaml and workflow."""
+@pytest.mark.parametrize("mode", MODES)
+def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, tmp_path, mode):
+    """deployment=compose on a project with its own Dockerfile, compose.yaml and workflow,
+    by -d answers and at the prompts: never rendered over, never an overwrite prompt."""
     own = {
         "Dockerfile": 'FROM python:3.12-slim\nCMD ["gunicorn", "shop.wsgi"]\n',
         "compose.yaml": "services:\n  web:\n    build: .\n",
@@ -730,12 +875,22 @@ def test_a_projects_own_docker_and_ci_files_are_kept_and_listed(template_repo, t
              "shop/settings.py": "SECRET_KEY = 'dev'\n", ".gitignore": ".env\n", **own}  # fmt: skip
     project = write_files(tmp_path / "shop", files)
     new_repo(project, "the shop with its own containers")
-    result = copier_copy_cli(template_repo, project, "retrofit=true", "deployment=compose")
-    assert result.returncode == 0, result.stdout + result.stderr
+    if mode == "answers":
+        result = copier_copy_cli(template_repo, project, "retrofit=true", "deployment=compose")
+        status, printed = result.returncode, result.stdout + result.stderr
+    else:
+        status, printed = press_enter_through_prompts(
+            template_repo, project, ["deployment=compose"], vcs_ref="0.1.0"
+        )
+    assert status == 0, printed
     assert {name: (project / name).read_text() for name in own} == own
-    printed = " ".join((result.stdout + result.stderr).split())
+    printed = " ".join(printed.split())
     assert (
         "Kept as they were, never rendered over: compose.yaml, Dockerfile, .dockerignore, "
-        ".github/workflows." in printed
+        ".github/workflows. The template's own compose.yaml, Dockerfile, .dockerignore, "
+        ".github/workflows are in its template/ folder, to compare with yours." in printed
     )
+    runbook = (project / "RUNBOOK.md").read_text()
+    assert f"cp {EXAMPLE} .env && chmod 600 .env\n" in runbook
+    assert "DJANGO_SECRET_KEY=" in (project / EXAMPLE).read_text()
     assert recorded_answers(project)["project_slug"] == "shop"
