@@ -30,6 +30,9 @@ USER = "mailer"
 PASSWORD = "p@ss-w0rd-9f3b"  # written %40 in the URL
 ADDRESS = "ops@example.com"
 
+# aiosmtpd warns that auth_require_tls is off: the TLS server below is TLS from the first byte.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
 
 @dataclass
 class Inbox:
