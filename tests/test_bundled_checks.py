@@ -129,6 +129,11 @@ SETTINGS_BREAKS = [
     ("proxy-config-missing", NGINX_ANSWERS, {},
      ['SHIPSHAPE = {**SHIPSHAPE, "proxy_config": BASE_DIR / "deploy" / "nginx" / "gone.conf"}'],
      "shipshape.E001"),
+    ("admins-empty", NGINX_ANSWERS, {}, ["ADMINS = []"], "shipshape.W016"),
+    ("server-email-default", NGINX_ANSWERS, {}, ['SERVER_EMAIL = "root@localhost"'],
+     "shipshape.W017"),
+    ("from-email-default", NGINX_ANSWERS, {}, ['DEFAULT_FROM_EMAIL = "webmaster@localhost"'],
+     "shipshape.W018"),
 ]  # fmt: skip
 
 
