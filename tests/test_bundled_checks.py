@@ -578,6 +578,10 @@ THROWAWAY_ENV = {
     "DJANGO_ALLOWED_HOSTS": "example.com,www.example.com",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "",
     "DJANGO_DEBUG": "false",
+    # As the generated CI sets them: addresses of the domain, for the mail checks.
+    "DJANGO_ADMINS": "webmaster@example.com",
+    "DJANGO_SERVER_EMAIL": "django@example.com",
+    "DJANGO_DEFAULT_FROM_EMAIL": "noreply@example.com",
 }
 
 
