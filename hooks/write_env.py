@@ -39,6 +39,20 @@ SECRET_KEY_BYTES = 48  # 64 characters
 DATABASE_PASSWORD_BYTES = 24
 
 
+def mail_lines(host: str) -> list[str]:
+    """Mail's variables: where error reports go and come from (see .env.example)."""
+    return [
+        "",
+        "# Error reports go to DJANGO_ADMINS (comma-separated). Replace these with the",
+        "# team's real addresses; mail servers refuse Django's @localhost defaults.",
+        f"DJANGO_ADMINS=webmaster@{host}",
+        f"DJANGO_SERVER_EMAIL=django@{host}",
+        f"DJANGO_DEFAULT_FROM_EMAIL=noreply@{host}",
+        "# DJANGO_EMAIL_URL is not set: development prints mail to the console,",
+        "# production sends it through this machine's mail server (smtp://localhost:25).",
+    ]
+
+
 def render(
     *,
     hosts: list[str],
@@ -57,6 +71,7 @@ def render(
         "DJANGO_CSRF_TRUSTED_ORIGINS=",
         "# DJANGO_DEBUG is not set: debug pages stay off unless the development settings",
         "# or DJANGO_DEBUG=true turn them on, and production settings refuse true.",
+        *mail_lines(hosts[0]),
     ]
     if database == "postgres":
         db_host = "db" if deployment == "compose" else "localhost"

@@ -129,6 +129,11 @@ SETTINGS_BREAKS = [
     ("proxy-config-missing", NGINX_ANSWERS, {},
      ['SHIPSHAPE = {**SHIPSHAPE, "proxy_config": BASE_DIR / "deploy" / "nginx" / "gone.conf"}'],
      "shipshape.E001"),
+    ("admins-empty", NGINX_ANSWERS, {}, ["ADMINS = []"], "shipshape.W016"),
+    ("server-email-default", NGINX_ANSWERS, {}, ['SERVER_EMAIL = "root@localhost"'],
+     "shipshape.W017"),
+    ("from-email-default", NGINX_ANSWERS, {}, ['DEFAULT_FROM_EMAIL = "webmaster@localhost"'],
+     "shipshape.W018"),
 ]  # fmt: skip
 
 
@@ -574,6 +579,10 @@ THROWAWAY_ENV = {
     "DJANGO_ALLOWED_HOSTS": "example.com,www.example.com",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "",
     "DJANGO_DEBUG": "false",
+    # As the generated CI sets them: addresses of the domain, for the mail checks.
+    "DJANGO_ADMINS": "webmaster@example.com",
+    "DJANGO_SERVER_EMAIL": "django@example.com",
+    "DJANGO_DEFAULT_FROM_EMAIL": "noreply@example.com",
 }
 
 

@@ -242,3 +242,79 @@ def test_a_valid_environment_still_boots(served):
         env=valid_env(DATABASE_URL=f"sqlite:///{project}/db.sqlite3"),
     )
     assert result.stdout.strip() == "True", result.stderr
+
+
+# -- mail and key fallbacks: hostile and clumsy values ---------------------------------------
+
+SECOND_KEY = "k3y-" + "zyxwvutsrqponmlkjihgfedcba9876543210" * 2
+MAIL_PASSWORD = "hunter2-mail-password"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("DJANGO_SECRET_KEY_FALLBACKS", "short-old-key", "entry 1 is too weak"),
+        ("DJANGO_SECRET_KEY_FALLBACKS", f"{SECOND_KEY},short-old-key", "entry 2 is too weak"),
+        ("DJANGO_SECRET_KEY_FALLBACKS", "django-insecure-" + "x1y2z3" * 9, "entry 1 is a development key"),
+        ("DJANGO_SECRET_KEY_FALLBACKS", "replace-me-with-the-output-of-the-command-in-env-example", "entry 1 is still the placeholder"),
+        ("DJANGO_SECRET_KEY_FALLBACKS", GOOD_KEY, "entry 1 repeats DJANGO_SECRET_KEY"),
+        ("DJANGO_EMAIL_URL", "console://", "is console://, which prints mail to the log"),
+        ("DJANGO_EMAIL_URL", "smtps://mail.example.com", "has no known scheme 'smtps'"),
+        ("DJANGO_EMAIL_URL", f"user:{MAIL_PASSWORD}@mail.example.com:587", "has no known scheme:"),
+        ("DJANGO_EMAIL_URL", f"smtp://user:{MAIL_PASSWORD}@mail.example.com", "would send its password unencrypted"),
+        ("DJANGO_EMAIL_URL", f"smtp+tls://user:{MAIL_PASSWORD}@mail.example.com:99999", "has a port that is not a number"),
+        ("DJANGO_EMAIL_URL", f"smtp+tls://user:{MAIL_PASSWORD}@mail.example.com:58x", "has a port that is not a number"),
+        ("DJANGO_EMAIL_URL", f"smtp+tls://user:{MAIL_PASSWORD}@", "names no mail server host"),
+        ("DJANGO_EMAIL_URL", f"smtp+ssl://user:{MAIL_PASSWORD}@mail.example.com/inbox?x=1", "has a path, query or fragment"),
+        ("DJANGO_EMAIL_URL", f"smtp+ssl://:{MAIL_PASSWORD}@mail.example.com", "has a password but no user name"),
+        ("DJANGO_EMAIL_URL", f"smtp+ssl://user:{MAIL_PASSWORD}%0d%0aQUIT@mail.example.com", "holds a control character"),
+        ("DJANGO_ADMINS", "Ops Team <ops@example.com>", "entry 1 holds a name, spaces or a line break"),
+        ("DJANGO_ADMINS", "ops@example.com,nobody", "entry 2 'nobody' is not an email address"),
+        ("DJANGO_ADMINS", "ops@example.com;evil@example.net", "entry 1 'ops@example.com;evil@example.net' is not"),
+        ("DJANGO_SERVER_EMAIL", "errors@example.com\nBcc: everyone@example.net", "holds a name, spaces or a line break"),
+        ("DJANGO_SERVER_EMAIL", "root", "'root' is not an email address"),
+        ("DJANGO_DEFAULT_FROM_EMAIL", "My Site <noreply@example.com>", "holds a name, spaces or a line break"),
+        ("DJANGO_DEFAULT_FROM_EMAIL", "noreply@-example.com", "'noreply@-example.com' is not an email"),
+    ],
+)  # fmt: skip
+def test_a_bad_mail_or_fallback_value_stops_gunicorn_without_printing_secrets(
+    served, variable, value, problem
+):
+    project, python = served
+    result = gunicorn(project, python, valid_env(**{variable: value}))
+    assert_stopped_with(result, f"{variable} {problem}")
+    output = result.stdout + result.stderr
+    assert MAIL_PASSWORD not in output
+    if variable == "DJANGO_SECRET_KEY_FALLBACKS":
+        for key in value.split(","):
+            assert key not in output
+
+
+def test_good_mail_and_fallback_values_still_boot(served):
+    """The refusals above are about the values: well-formed ones serve, password and all."""
+    project, python = served
+    env = valid_env(
+        DJANGO_SECRET_KEY_FALLBACKS=f"{SECOND_KEY}, {SECOND_KEY[::-1]}",
+        DJANGO_EMAIL_URL=f"smtp+tls://user%40example.com:{MAIL_PASSWORD}%2F@mail.example.com",
+        DJANGO_ADMINS="ops@example.com, oncall@example.com",
+        DJANGO_SERVER_EMAIL="errors@example.com",
+        DJANGO_DEFAULT_FROM_EMAIL="noreply@example.com",
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD == 'hunter2-mail-password/', s.EMAIL_PORT, "
+        "s.EMAIL_USE_TLS, len(s.SECRET_KEY_FALLBACKS), s.ADMINS[1][1])"
+    )
+    result = run(
+        [python, "-c", code],
+        cwd=project,
+        env={**env, "DJANGO_SETTINGS_MODULE": "my_site.settings.production"},
+    )
+    assert result.stdout.split() == [
+        "user@example.com",
+        "True",
+        "587",
+        "True",
+        "2",
+        "oncall@example.com",
+    ], result.stderr

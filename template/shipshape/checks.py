@@ -7,7 +7,8 @@ Silence one deliberately with SILENCED_SYSTEM_CHECKS, like any Django check.
 
 They cover what production-checklist incidents come from and Django cannot see:
 a SECRET_KEY that is in the repository, hosts and origins left from other
-environments, and settings that disagree with the proxy config in deploy/.
+environments, settings that disagree with the proxy config in deploy/, and error
+reports mailed to nobody or from an address mail servers refuse.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
+from email.utils import parseaddr
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -150,6 +152,29 @@ W015 = Warning(
     "%s does not serve STATIC_URL (%s), so static files are not served.",
     hint="Add a location for STATIC_URL that serves STATIC_ROOT to the proxy config.",
     id="shipshape.W015",
+)
+
+W016 = Warning(
+    "ADMINS is empty, so the reports of server errors (500s) are mailed to nobody.",
+    hint="List the addresses that must hear about errors in DJANGO_ADMINS, then prove "
+    "the path with `manage.py preflight --send-test-mail ADDRESS`.",
+    id="shipshape.W016",
+)
+
+W017 = Warning(
+    "Error reports are mailed from %s (SERVER_EMAIL), Django's default, which mail "
+    "servers reject or file as spam.",
+    hint="Set DJANGO_SERVER_EMAIL to an address of your domain that your mail server "
+    "may send from.",
+    id="shipshape.W017",
+)
+
+W018 = Warning(
+    "Password resets and other mail are sent from %s (DEFAULT_FROM_EMAIL), Django's "
+    "default, which mail servers reject or file as spam.",
+    hint="Set DJANGO_DEFAULT_FROM_EMAIL to an address of your domain that your mail "
+    "server may send from.",
+    id="shipshape.W018",
 )
 
 E001 = Error(
@@ -391,3 +416,28 @@ def check_static_root_matches_proxy(app_configs, **kwargs):
         for directory in dict.fromkeys(served)
         if directory != expected
     ]
+
+
+# Mail -----------------------------------------------------------------------------
+
+
+def _unsendable(address: str) -> bool:
+    """An address no mail server outside this machine accepts mail from: Django's defaults."""
+    domain = parseaddr(str(address))[1].lower().rpartition("@")[2]
+    return domain in ("localhost", "localhost.localdomain")
+
+
+@register(Tags.security, deploy=True)
+def check_error_mail(app_configs, **kwargs):
+    if not settings.ADMINS:
+        return [W016]
+    if _unsendable(settings.SERVER_EMAIL):
+        return [_copy(W017, settings.SERVER_EMAIL)]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_default_from_email(app_configs, **kwargs):
+    if _unsendable(settings.DEFAULT_FROM_EMAIL):
+        return [_copy(W018, settings.DEFAULT_FROM_EMAIL)]
+    return []

@@ -232,3 +232,27 @@ def test_a_proxy_config_that_cannot_be_read_is_reported(tmp_path, config):
     shipshape = {**settings.SHIPSHAPE, "proxy": "nginx", "proxy_config": path}
     with override_settings(SHIPSHAPE=shipshape):
         assert shipshape_ids() == {"shipshape.E001"}
+
+
+# Mail ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mail", "expected"),
+    [
+        ({"ADMINS": []}, {"shipshape.W016"}),
+        ({"SERVER_EMAIL": "root@localhost"}, {"shipshape.W017"}),
+        ({"SERVER_EMAIL": "django@localhost.localdomain"}, {"shipshape.W017"}),
+        ({"DEFAULT_FROM_EMAIL": "webmaster@localhost"}, {"shipshape.W018"}),
+        ({"DEFAULT_FROM_EMAIL": "My Site <webmaster@localhost>"}, {"shipshape.W018"}),
+        # Errors mailed to nobody: where they would come from no longer matters.
+        ({"ADMINS": [], "SERVER_EMAIL": "root@localhost"}, {"shipshape.W016"}),
+        (
+            {"SERVER_EMAIL": "errors@example.com", "DEFAULT_FROM_EMAIL": "Site <no@example.com>"},
+            set(),
+        ),
+    ],
+)
+def test_error_mail_to_nobody_or_from_localhost_is_reported(mail, expected):
+    with override_settings(**mail):
+        assert shipshape_ids() == expected

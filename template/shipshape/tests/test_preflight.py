@@ -22,9 +22,13 @@ def production_environment(monkeypatch):
     monkeypatch.setenv("DJANGO_DEBUG", "false")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{settings.BASE_DIR / 'test.sqlite3'}")
     # The test settings' own key is a committed literal, which check --deploy reports,
-    # and the test runner adds 'testserver' to ALLOWED_HOSTS.
+    # and the test runner adds 'testserver' to ALLOWED_HOSTS. With MAILERS (Django 6.1),
+    # it also swaps the mailer for locmem, which mail.E001 reports: production's is SMTP.
+    mailers = {"MAILERS": {"default": {"OPTIONS": {"host": "localhost"}}}}
     with override_settings(
-        SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS=list(settings.PUBLIC_HOSTS)
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS=list(settings.PUBLIC_HOSTS),
+        **(mailers if hasattr(settings, "MAILERS") else {}),
     ):
         yield monkeypatch
 

@@ -5,8 +5,10 @@ warning level (Django's checks and shipshape's), `makemigrations --check`,
 `collectstatic --dry-run`, deploy/gunicorn.conf.py through gunicorn's own
 settings, and the rendered proxy config and systemd units through the real
 nginx, caddy and systemd-analyze where they are installed. A
-tool that is not installed is reported as skipped, not as a failure. The last
-line sums it up; the command fails (exit status 1) only when a step failed.
+tool that is not installed is reported as skipped, not as a failure. With
+`--send-test-mail ADDRESS`, a last step mails ADDRESS from SERVER_EMAIL through
+the configured mail server, the way error reports travel. The last line sums it
+up; the command fails (exit status 1) only when a step failed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import EmailMessage
 from django.core.management import BaseCommand, CommandError, call_command
 
 from shipshape import proxy_config
@@ -58,6 +61,8 @@ def summarise(outcomes: list[Outcome]) -> str:
 # The longest unix socket path the kernel takes (sun_path, less its final NUL).
 UNIX_SOCKET_PATH_MAX = 107
 HOSTNAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+# One recipient, nothing a mail header could be split on.
+MAIL_ADDRESS = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9.-]+")
 
 
 def gunicorn_refuses(path: Path) -> str | None:
@@ -134,7 +139,17 @@ class Command(BaseCommand):
     # `check --deploy` runs as one of the steps, with the result reported like the others.
     requires_system_checks = []
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--send-test-mail",
+            metavar="ADDRESS",
+            help="Also mail ADDRESS from SERVER_EMAIL through the configured mail server.",
+        )
+
     def handle(self, *args, **options):
+        test_mail_to = options.get("send_test_mail")
+        if test_mail_to is not None and not MAIL_ADDRESS.fullmatch(test_mail_to):
+            raise CommandError("--send-test-mail needs one email address, like ops@example.com")
         steps = [
             self.environment,
             self.deploy_checks,
@@ -144,6 +159,8 @@ class Command(BaseCommand):
             self.proxy,
             self.systemd_units,
         ]
+        if test_mail_to is not None:
+            steps.append(lambda: self.test_mail(test_mail_to))
         self.stdout.write(f"Preflight for {settings.SETTINGS_MODULE}\n")
         outcomes = []
         for step in steps:
@@ -281,3 +298,43 @@ class Command(BaseCommand):
         if result.returncode != 0 or output:
             return Outcome(name, FAIL, f"systemd-analyze verify rejects {names}", output + notes)
         return Outcome(name, PASS, f"systemd-analyze verify accepts {names}", notes)
+
+    def test_mail(self, address: str) -> Outcome:
+        name = "test mail"
+        where = _mail_server()
+        message = EmailMessage(
+            subject=f"{settings.EMAIL_SUBJECT_PREFIX}preflight test mail",
+            body=(
+                "preflight sent this message to prove that error reports reach you: "
+                f"from SERVER_EMAIL ({settings.SERVER_EMAIL}) through {where}.\n"
+            ),
+            from_email=settings.SERVER_EMAIL,
+            to=[address],
+        )
+        try:
+            sent = message.send()
+        except Exception as exc:  # the mail server's refusal or the network's is the result
+            # The exception names the server's answer, never the password.
+            return Outcome(
+                name, FAIL, f"not sent through {where}", [f"{type(exc).__name__}: {exc}"]
+            )
+        if not sent:
+            return Outcome(name, FAIL, f"{where} accepted nothing")
+        return Outcome(
+            name, PASS, f"sent to {address} from {settings.SERVER_EMAIL} through {where}"
+        )
+
+
+def _mail_server() -> str:
+    """Where mail goes, for the report: host and port of SMTP, or the backend's name."""
+    # MAILERS from Django 6.1 on; EMAIL_* before it, or in a project that kept them.
+    entry = getattr(settings, "MAILERS", {}).get("default")
+    if entry is not None:
+        backend = entry.get("BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+        options = entry.get("OPTIONS", {})
+        host, port = options.get("host"), options.get("port")
+    else:
+        backend, host, port = settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT
+    if backend.endswith("smtp.EmailBackend"):
+        return f"SMTP {host}:{port}"
+    return backend
