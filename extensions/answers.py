@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -40,7 +41,7 @@ STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {
 # Top-level import names of every package a generated project installs, dependencies of
 # dependencies included (tests/test_answers.py compares this with a real project virtualenv).
 PROJECT_IMPORTS = frozenset({
-    "annotated_types", "anyio", "asgiref", "certifi", "crossplane", "dj_database_url", "django",
+    "annotated_types", "anyio", "asgiref", "certifi", "crossplane", "csp", "dj_database_url", "django",
     "dotenv", "gunicorn", "h11", "httpcore", "httpx", "idna", "iniconfig", "packaging", "pluggy",
     "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "py", "pydantic", "pydantic_core",
     "pydantic_settings", "pygments", "pytest", "pytest_django", "ruff", "sqlparse",
@@ -74,6 +75,12 @@ ABSOLUTE_URL_PATH = re.compile(rf"(/{URL_SEGMENT})+")
 FILE_PATH = re.compile(r"(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+")
 DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# security.txt's Contact: an address or a web page, in characters that need no escaping
+# in a Python string, a URL or a text file (no quotes, backslashes, braces or spaces).
+MAILTO = re.compile(r"mailto:(?P<local>[A-Za-z0-9._%+-]+)@(?P<host>[^@]+)")
+HTTPS_URL = re.compile(
+    r"https://(?P<host>[^/?#:\s]+)(:[0-9]{1,5})?(?P<rest>[/?#][A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?"
+)
 
 BOOLEAN_WORDS = {
     "true": True, "yes": True, "y": True, "on": True, "1": True,
@@ -249,13 +256,15 @@ class Answers(BaseModel):
     tls_cert: str
     tls_key: str
     gunicorn_bind: str
+    csp_report_only: bool = False
+    security_contact: str = Field("", validate_default=True)
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
     @field_validator(
         "project_name", "project_slug", "domain", "admin_path", "health_path",
         "existing_settings_module", "app_dir", "tls_cert", "tls_key", "gunicorn_bind",
-        "kubernetes_controller_namespace", mode="before",
+        "kubernetes_controller_namespace", "security_contact", mode="before",
     )  # fmt: skip
     @classmethod
     def _text(cls, value: Any) -> str:
@@ -274,7 +283,9 @@ class Answers(BaseModel):
             raise refuse(f"{value!r} is not one of the choices; answer one of {listed}")
         return text
 
-    @field_validator("hsts_include_subdomains", "hsts_preload", "retrofit", mode="before")
+    @field_validator(
+        "hsts_include_subdomains", "hsts_preload", "retrofit", "csp_report_only", mode="before"
+    )
     @classmethod
     def _bool(cls, value: Any) -> bool:
         return as_bool(value)
@@ -602,6 +613,31 @@ class Answers(BaseModel):
             )
         return value
 
+    @field_validator("security_contact")
+    @classmethod
+    def _security_contact(cls, value: str, info: ValidationInfo) -> str:
+        domain = info.data.get("domain", "example.com")
+        example = f"e.g. mailto:security@{domain} or https://{domain}/security/"
+        value = value.strip()
+        if not value:
+            if "security_contact" in given(info):
+                raise refuse(
+                    f"give an address or page where people report vulnerabilities, {example}"
+                )
+            return f"mailto:security@{domain}"
+        refuse_if_longer(value, MAX_PATH)
+        found = MAILTO.fullmatch(value) or HTTPS_URL.fullmatch(value)
+        if not found:
+            if value.lower().startswith(("mailto:", "https://")):
+                raise refuse(
+                    f"'{value}' is not a plain address or URL; leave out spaces, quotes, "
+                    f"backslashes, braces and angle brackets, {example}"
+                )
+            raise refuse(f"'{value}' is not a mailto: or https: URI; {example}")
+        if problem := host_problem(found["host"]):
+            raise refuse(f"the host of '{value}': {problem}")
+        return value
+
     # -- values computed once from the answers, for every generated file ---------------
 
     @cached_property
@@ -676,6 +712,9 @@ class Answers(BaseModel):
             # The deploy checks and preflight read deploy/nginx/ with nginx's own parser.
             "crossplane>=0.5.8,<0.6",
             "pydantic-settings>=2.6,<3",
+            # Django 6.x sends the Content-Security-Policy itself; on 5.2, django-csp does,
+            # the package Django's own support grew from.
+            *(["django-csp>=4,<5"] if self.django_version == "5.2" else []),
             *(["psycopg[binary]>=3.2,<4"] if self.database == "postgres" else []),
             *([] if self.proxy_serves_static else ["whitenoise>=6.8,<7"]),
         ]

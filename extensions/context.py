@@ -12,6 +12,7 @@ It connects copier to the answers model in answers.py, beside this file:
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import sys
@@ -144,6 +145,11 @@ def django_html_text(value: str) -> str:
     return html.escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
 
 
+def a_year_from_today() -> str:
+    """security.txt's first Expires date (RFC 9116 asks for less than a year ahead)."""
+    return (datetime.date.today() + datetime.timedelta(days=365)).isoformat()
+
+
 FILTERS = {
     "python_text": python_text,
     "toml_string": toml_string,
@@ -162,6 +168,7 @@ class AnswersExtension(ContextHook):
             refuse_given_answers=refuse_given_answers,
             refuse_answers=refuse_answers,
             slug_from_name=answers.slug_from_name,
+            a_year_from_today=a_year_from_today,
         )
         environment.filters.update(FILTERS)
 
