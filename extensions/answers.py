@@ -76,11 +76,9 @@ FILE_PATH = re.compile(r"(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+")
 DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # security.txt's Contact: an address or a web page, in characters that need no escaping
-# in a Python string, a URL or a text file (no quotes, backslashes, braces or spaces).
-MAILTO = re.compile(r"mailto:(?P<local>[A-Za-z0-9._%+-]+)@(?P<host>[^@]+)")
-HTTPS_URL = re.compile(
-    r"https://(?P<host>[^/?#:\s]+)(:[0-9]{1,5})?(?P<rest>[/?#][A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?"
-)
+# in a Python string, a URL or a text file (no quotes, backslashes, braces, spaces, query).
+MAILTO = re.compile(r"mailto:(?P<local>[A-Za-z0-9._+-]+)@(?P<host>[^@]+)")
+HTTPS_URL = re.compile(r"https://(?P<host>[^/?#:\s]+)(:[0-9]{1,5})?(?P<path>/[A-Za-z0-9._~/-]*)?")
 
 BOOLEAN_WORDS = {
     "true": True, "yes": True, "y": True, "on": True, "1": True,
@@ -630,12 +628,14 @@ class Answers(BaseModel):
         if not found:
             if value.lower().startswith(("mailto:", "https://")):
                 raise refuse(
-                    f"'{value}' is not a plain address or URL; leave out spaces, quotes, "
-                    f"backslashes, braces and angle brackets, {example}"
+                    f"'{value}' is not a plain address or URL; use letters, digits and . _ ~ - + "
+                    f"in it, without a query, {example}"
                 )
             raise refuse(f"'{value}' is not a mailto: or https: URI; {example}")
         if problem := host_problem(found["host"]):
             raise refuse(f"the host of '{value}': {problem}")
+        if problem := path_segments_problem(value):
+            raise refuse(problem)
         return value
 
     # -- values computed once from the answers, for every generated file ---------------

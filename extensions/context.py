@@ -118,6 +118,7 @@ def refuse_answers(context) -> str:
     updates.remember_fresh_render(context, model.model_dump())
     if problems := updates.edits_a_switch_would_delete(context, model.model_dump(), answers):
         raise Refused(problems)
+    updates.note_what_the_update_changes(context, model.model_dump())
     return ""
 
 
@@ -169,6 +170,7 @@ class AnswersExtension(ContextHook):
             refuse_answers=refuse_answers,
             slug_from_name=answers.slug_from_name,
             a_year_from_today=a_year_from_today,
+            update_notices=updates.update_notices,
         )
         environment.filters.update(FILTERS)
 

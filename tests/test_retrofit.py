@@ -707,7 +707,7 @@ def test_a_retrofitted_settings_package_serves_an_admin_login_through_nginx(
         home = client.get("/", host=stack.domain)
         assert home.status_code == 200, stack.logs()
         assert home.json() == {"engine": "django.db.backends.sqlite3", "atomic": True}
-        assert "max-age=31536000" in home.headers["strict-transport-security"]
+        assert "max-age=63072000" in home.headers["strict-transport-security"]
         form, response = log_in_to_admin(client, stack, stack.origin())
         assert response.status_code == 302, response.text[:2000]
         index = client.get("/admin/", host=stack.domain,
