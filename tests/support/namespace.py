@@ -4,13 +4,15 @@ Scanners take a hostname and reach it the way the public would: through the
 resolver, on ports 80 and 443. The command runs in private network and mount
 namespaces (`unshare --net --mount`): a hosts file of our own is bound over
 /etc/hosts there, sending the stack's names to 127.0.0.1, and that loopback
-belongs to the command alone, so it can listen on 80 and 443 without root on
-the machine's own ports or a clash with anything else running here.
+belongs to the command alone, so it can listen on 80 and 443 without taking
+the machine's own ports or clashing with anything else running here.
 
 The listening sockets are opened inside the namespace and handed back over a
 socket pair; this process accepts on them and relays each connection to the
 stack's real port on the machine's loopback. Bytes pass through untouched: the
 scanner does its own TLS handshake with the proxy.
+
+Like the benchmarks' `unshare --mount` for wrk, this needs root (CAP_SYS_ADMIN).
 """
 
 from __future__ import annotations

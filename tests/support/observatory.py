@@ -48,11 +48,15 @@ def installed_scanner() -> Path:
         if not (prefix / "ready").exists():
             shutil.rmtree(prefix, ignore_errors=True)
             prefix.mkdir(parents=True)
-            subprocess.run(
+            installed = subprocess.run(
                 ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
                  "--loglevel=error", "--prefix", str(prefix), f"{PACKAGE}@{VERSION}"],
-                check=True, capture_output=True, text=True, timeout=600,
+                check=False, capture_output=True, text=True, timeout=600,
             )  # fmt: skip
+            if installed.returncode != 0:
+                raise RuntimeError(
+                    f"npm could not install {PACKAGE}@{VERSION}:\n{installed.stderr}"
+                )
             # What the skipped postinstall would have downloaded: an empty preload list.
             (package / "conf" / "hsts-preload.json").write_text("{}\n")
             (prefix / "ready").write_text(VERSION)
