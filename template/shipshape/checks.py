@@ -447,6 +447,12 @@ E030 = Error(
     id="shipshape.E030",
 )
 
+W038 = Warning(
+    "Both %s and Django send %s, so responses carry the header twice.",
+    hint="Remove the header from the proxy config; Django sends it (SecurityHeadersMiddleware).",
+    id="shipshape.W038",
+)
+
 W036 = Warning(
     "/.well-known/security.txt is not served: %s.",
     hint="Set SECURITY_TXT = {'CONTACT': 'mailto:...', 'EXPIRES': 'YYYY-MM-DD'} and keep "
@@ -508,6 +514,24 @@ def check_cross_origin_resource_policy(app_configs, **kwargs):
     if not _has_middleware("SecurityHeadersMiddleware"):
         return [_copy(W034, f"{value!r} but SecurityHeadersMiddleware is not in MIDDLEWARE")]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_security_headers_sent_once(app_configs, **kwargs):
+    config, _ = _read_proxy_config()
+    if config is None or not _has_middleware("SecurityHeadersMiddleware"):
+        return []
+    sent_by_django = {
+        "Permissions-Policy": getattr(settings, "PERMISSIONS_POLICY", None),
+        "Cross-Origin-Resource-Policy": getattr(
+            settings, "SECURE_CROSS_ORIGIN_RESOURCE_POLICY", None
+        ),
+    }
+    return [
+        _copy(W038, config.name, header)
+        for header, value in sent_by_django.items()
+        if value and config.sends_header(header.lower())
+    ]
 
 
 def _cookie_faults(prefix: str) -> list[str]:

@@ -339,3 +339,17 @@ def test_security_txt_expiring_in_31_days_is_not_reported_yet():
 def test_a_settings_file_without_security_txt_is_reported():
     with override_settings(SECURITY_TXT={}):
         assert shipshape_ids() == {"shipshape.W036"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "header"),
+    [
+        ("nginx", 'add_header Permissions-Policy "camera=()" always;'),
+        ("caddy", "header Cross-Origin-Resource-Policy same-origin"),
+    ],
+)
+def test_a_security_header_from_both_the_proxy_and_django_is_reported(tmp_path, kind, header):
+    with override_settings(SHIPSHAPE=proxy_config(tmp_path, kind, extra=header)):
+        assert shipshape_ids() == {"shipshape.W038"}
+        with override_settings(PERMISSIONS_POLICY={}, SECURE_CROSS_ORIGIN_RESOURCE_POLICY=None):
+            assert "shipshape.W038" not in shipshape_ids()
