@@ -275,6 +275,10 @@ def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     assert middleware[0] == "shop.health.HealthCheckMiddleware"
     assert middleware[1:] == [
         "django.middleware.security.SecurityMiddleware",
+        # Production's headers and security.txt, right after SecurityMiddleware.
+        "csp.middleware.CSPMiddleware",
+        "shop.security_headers.SecurityHeadersMiddleware",
+        "shop.security_txt.SecurityTxtMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -356,12 +360,16 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
     assert fmt.returncode == 0, fmt.stdout
     result = check_deploy(python, project, overlay_module("mysite"))
     assert result.returncode == 0, result.stdout + result.stderr
-    middleware = setting(python, project, overlay_module("mysite"), "settings.MIDDLEWARE[:3]")
+    middleware = setting(python, project, overlay_module("mysite"), "settings.MIDDLEWARE[:6]")
     if proxy == "load_balancer":
+        # whitenoise's files get production's headers too: their middleware comes first.
         assert middleware == str(
             [
                 "mysite.health.HealthCheckMiddleware",
                 "django.middleware.security.SecurityMiddleware",
+                "csp.middleware.CSPMiddleware",
+                "mysite.security_headers.SecurityHeadersMiddleware",
+                "mysite.security_txt.SecurityTxtMiddleware",
                 "whitenoise.middleware.WhiteNoiseMiddleware",
             ]
         )

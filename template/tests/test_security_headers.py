@@ -1,9 +1,11 @@
 """The security headers, cookies and security.txt, as a browser gets them from Django."""
 
 import datetime
+from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
 from .conftest import PUBLIC_HOSTS
@@ -62,3 +64,16 @@ def test_security_txt_names_the_contact_and_an_expiry_ahead(client):
 def test_security_txt_is_not_answered_for_another_host(client):
     response = client.get("/.well-known/security.txt", HTTP_HOST="evil.example", secure=True)
     assert response.status_code == 400
+
+
+def test_a_permissions_policy_allows_what_the_settings_allow():
+    package = settings.ROOT_URLCONF.rpartition(".")[0]
+    permissions_policy = import_module(f"{package}.security_headers").permissions_policy
+    policy = {"camera": [], "geolocation": ["self", "https://maps.example.net"], "usb": ["*"]}
+    assert permissions_policy(policy) == (
+        'camera=(), geolocation=(self "https://maps.example.net"), usb=(*)'
+    )
+    with pytest.raises(
+        ImproperlyConfigured, match=r'PERMISSIONS_POLICY\["camera"\] must be a list'
+    ):
+        permissions_policy({"camera": "self"})

@@ -2,7 +2,8 @@
 
 What the checklist asks to verify with real requests after every release: each
 host is served over HTTPS, unknown hosts are refused, HTTP redirects to HTTPS,
-no debug page, the security headers and cookie flags, forged proxy headers
+no debug page, the security headers (a strict Content-Security-Policy among
+them), cookie flags and prefixes, security.txt, forged proxy headers
 change nothing, the admin login's CSRF check passes, TRACE is refused. Every
 request runs at once, so the run takes about as long as its slowest request.
 
