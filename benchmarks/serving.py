@@ -147,7 +147,8 @@ def rendered_tls(stack: Stack) -> tuple[str, str]:
         text,
         re.M,
     )
-    return listen, "\n".join(f"    {line}" for line in tls)
+    # The default server repeats the site's TLS lines: each is kept once.
+    return listen, "\n".join(f"    {line}" for line in dict.fromkeys(tls))
 
 
 def start_nginx_site(folder: Path, site: str, port: int, name: str, cleanup: ExitStack) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -40,7 +41,7 @@ STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {
 # Top-level import names of every package a generated project installs, dependencies of
 # dependencies included (tests/test_answers.py compares this with a real project virtualenv).
 PROJECT_IMPORTS = frozenset({
-    "annotated_types", "anyio", "asgiref", "certifi", "crossplane", "dj_database_url", "django",
+    "annotated_types", "anyio", "asgiref", "certifi", "crossplane", "csp", "dj_database_url", "django",
     "dotenv", "gunicorn", "h11", "httpcore", "httpx", "idna", "iniconfig", "packaging", "pluggy",
     "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "py", "pydantic", "pydantic_core",
     "pydantic_settings", "pygments", "pytest", "pytest_django", "ruff", "sqlparse",
@@ -74,6 +75,10 @@ ABSOLUTE_URL_PATH = re.compile(rf"(/{URL_SEGMENT})+")
 FILE_PATH = re.compile(r"(/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)+")
 DOTTED_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# security.txt's Contact: an address or a web page, in characters that need no escaping
+# in a Python string, a URL or a text file (no quotes, backslashes, braces, spaces, query).
+MAILTO = re.compile(r"mailto:(?P<local>[A-Za-z0-9._+-]+)@(?P<host>[^@]+)")
+HTTPS_URL = re.compile(r"https://(?P<host>[^/?#:\s]+)(:[0-9]{1,5})?(?P<path>/[A-Za-z0-9._~/-]*)?")
 
 BOOLEAN_WORDS = {
     "true": True, "yes": True, "y": True, "on": True, "1": True,
@@ -263,13 +268,16 @@ class Answers(BaseModel):
     # Readiness beside liveness (operations).
     readiness_path: str = "/readyz"
     existing_dependencies: Literal["pyproject.toml", "requirements.txt", "none"] = "pyproject.toml"
+    csp_report_only: bool = False
+    security_contact: str = Field("", validate_default=True)
 
     # -- types: what copier casts loosely, parsed strictly ------------------------------
 
     @field_validator(
         "project_name", "project_slug", "domain", "admin_path", "health_path",
         "existing_settings_module", "app_dir", "tls_cert", "tls_key", "gunicorn_bind",
-        "kubernetes_controller_namespace", "readiness_path", mode="before",
+        "kubernetes_controller_namespace", "readiness_path", "security_contact",
+        mode="before",
     )  # fmt: skip
     @classmethod
     def _text(cls, value: Any) -> str:
@@ -288,7 +296,9 @@ class Answers(BaseModel):
             raise refuse(f"{value!r} is not one of the choices; answer one of {listed}")
         return text
 
-    @field_validator("hsts_include_subdomains", "hsts_preload", "retrofit", mode="before")
+    @field_validator(
+        "hsts_include_subdomains", "hsts_preload", "retrofit", "csp_report_only", mode="before"
+    )
     @classmethod
     def _bool(cls, value: Any) -> bool:
         return as_bool(value)
@@ -648,6 +658,33 @@ class Answers(BaseModel):
         refuse_if_longer(value, MAX_URL_PATH)
         return value
 
+    @field_validator("security_contact")
+    @classmethod
+    def _security_contact(cls, value: str, info: ValidationInfo) -> str:
+        domain = info.data.get("domain", "example.com")
+        example = f"e.g. mailto:security@{domain} or https://{domain}/security/"
+        value = value.strip()
+        if not value:
+            if "security_contact" in given(info):
+                raise refuse(
+                    f"give an address or page where people report vulnerabilities, {example}"
+                )
+            return f"mailto:security@{domain}"
+        refuse_if_longer(value, MAX_PATH)
+        found = MAILTO.fullmatch(value) or HTTPS_URL.fullmatch(value)
+        if not found:
+            if value.lower().startswith(("mailto:", "https://")):
+                raise refuse(
+                    f"'{value}' is not a plain address or URL; use letters, digits and . _ ~ - + "
+                    f"in it, without a query, {example}"
+                )
+            raise refuse(f"'{value}' is not a mailto: or https: URI; {example}")
+        if problem := host_problem(found["host"]):
+            raise refuse(f"the host of '{value}': {problem}")
+        if problem := path_segments_problem(value):
+            raise refuse(problem)
+        return value
+
     # -- values computed once from the answers, for every generated file ---------------
 
     @cached_property
@@ -722,6 +759,9 @@ class Answers(BaseModel):
             # The deploy checks and preflight read deploy/nginx/ with nginx's own parser.
             "crossplane>=0.5.8,<0.6",
             "pydantic-settings>=2.6,<3",
+            # Django 6.x sends the Content-Security-Policy itself; on 5.2, django-csp does,
+            # the package Django's own support grew from.
+            *(["django-csp>=4,<5"] if self.django_version == "5.2" else []),
             *(["psycopg[binary]>=3.2,<4"] if self.database == "postgres" else []),
             *([] if self.proxy_serves_static else ["whitenoise>=6.8,<7"]),
         ]

@@ -12,6 +12,7 @@ It connects copier to the answers model in answers.py, beside this file:
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
 import sys
@@ -117,6 +118,7 @@ def refuse_answers(context) -> str:
     updates.remember_fresh_render(context, model.model_dump())
     if problems := updates.edits_a_switch_would_delete(context, model.model_dump(), answers):
         raise Refused(problems)
+    updates.note_what_the_update_changes(context, model.model_dump())
     return ""
 
 
@@ -144,6 +146,11 @@ def django_html_text(value: str) -> str:
     return html.escape(str(value)).replace("{", "&#123;").replace("}", "&#125;")
 
 
+def a_year_from_today() -> str:
+    """security.txt's first Expires date (RFC 9116 asks for less than a year ahead)."""
+    return (datetime.date.today() + datetime.timedelta(days=365)).isoformat()
+
+
 FILTERS = {
     "python_text": python_text,
     "toml_string": toml_string,
@@ -163,6 +170,8 @@ class AnswersExtension(ContextHook):
             refuse_answers=refuse_answers,
             slug_from_name=answers.slug_from_name,
             readiness_path_from=answers.readiness_path_from,
+            a_year_from_today=a_year_from_today,
+            update_notices=updates.update_notices,
         )
         environment.filters.update(FILTERS)
 

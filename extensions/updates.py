@@ -18,6 +18,7 @@ that touched the answers file.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -182,3 +183,46 @@ def _refusal(question: str, old: Any, new: Any, paths: list[str]) -> str:
         f"update; keep your version under another name ({rename}), commit, update again, "
         "then carry your changes into the new files"
     )
+
+
+# What an update changes for the people using the site, said after it ------------------
+
+# Said once per update, after copier's own output (`_message_after_update`).
+_notices: dict[str, None] = {}
+
+HOST_COOKIES = (
+    "The session and CSRF cookies are renamed to __Host-sessionid and __Host-csrftoken in "
+    "{settings}: once this is deployed, everyone logged in is logged out once, and a form "
+    "left open from before fails its CSRF check once (reloading the page fixes it). "
+    "docs/updating.md says more."
+)
+
+
+HOST_SESSION_COOKIE = re.compile(r"""^\s*SESSION_COOKIE_NAME\s*=\s*["']__Host-""", re.MULTILINE)
+
+
+def production_settings_file(answers: Mapping[str, Any]) -> PurePosixPath:
+    """The file that holds production's security settings, for these answers."""
+    slug = answers["project_slug"]
+    if answers.get("retrofit"):
+        return PurePosixPath(slug, "settings_production.py")
+    if answers.get("settings_layout") == "single":
+        return PurePosixPath(slug, "settings.py")
+    return PurePosixPath(slug, "settings", "security.py")
+
+
+def note_what_the_update_changes(context: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
+    """Before the project is rendered anew: what its files say now that the update changes."""
+    conf = context["_copier_conf"]
+    destination = Path(conf["dst_path"])
+    if not (destination / str(conf["answers_file"])).is_file() or not is_update_of(destination):
+        return
+    settings = production_settings_file(answers)
+    path = destination / settings
+    if path.is_file() and not HOST_SESSION_COOKIE.search(path.read_text()):
+        _notices[HOST_COOKIES.format(settings=settings)] = None
+
+
+def update_notices() -> str:
+    """The notices of this update, one paragraph each (empty when there are none)."""
+    return "\n\n".join(_notices)

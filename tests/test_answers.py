@@ -30,7 +30,7 @@ DEFAULTS = {
     "kubernetes_controller_namespace": "gateway-system",
     "database": "sqlite",
     "django_version": "5.2",
-    "hsts_seconds": 31536000,
+    "hsts_seconds": 63072000,
     "hsts_include_subdomains": True,
     "hsts_preload": False,
     "admin_path": "admin/",
@@ -46,6 +46,8 @@ DEFAULTS = {
     "ci": "github",
     "readiness_path": "/readyz",
     "existing_dependencies": "pyproject.toml",
+    "csp_report_only": False,
+    "security_contact": "mailto:security@example.com",
 }
 
 
@@ -220,6 +222,14 @@ REFUSED = [
     ({"hsts_include_subdomains": False, "hsts_preload": True}, "hsts_preload: preloading needs hsts_include_subdomains true"),
     ({"hsts_seconds": 86400, "hsts_preload": True}, "hsts_preload: preloading needs"),
     ({"hsts_preload": "flase"}, "hsts_preload: 'flase' is not true or false"),
+    ({"csp_report_only": "flase"}, "csp_report_only: 'flase' is not true or false"),
+    ({"security_contact": ""}, "security_contact: give an address or page where people report"),
+    ({"security_contact": "security@example.com"}, "security_contact: 'security@example.com' is not a mailto: or https: URI"),
+    ({"security_contact": "http://example.com/security"}, "is not a mailto: or https: URI"),
+    ({"security_contact": "javascript:alert(1)"}, "is not a mailto: or https: URI"),
+    ({"security_contact": "mailto:security@localhost"}, "security_contact: the host of 'mailto:security@localhost': 'localhost' is not a public hostname"),
+    ({"security_contact": "https://example.com/report?to=me"}, "is not a plain address or URL"),
+    ({"security_contact": "https://example.com/a/../b"}, "security_contact: 'https://example.com/a/../b' has a '.' or '..' segment"),
     ({"admin_path": "/admin"}, "admin_path: '/admin' must be a relative URL prefix ending in a slash"),
     ({"admin_path": "../admin/"}, "admin_path: '../admin/' must be a relative URL prefix"),
     ({"admin_path": "a/./b/"}, "admin_path: 'a/./b/' must be a relative URL prefix"),

@@ -134,6 +134,23 @@ SETTINGS_BREAKS = [
      "shipshape.W017"),
     ("from-email-default", NGINX_ANSWERS, {}, ['DEFAULT_FROM_EMAIL = "webmaster@localhost"'],
      "shipshape.W018"),
+    ("csp-dropped", NGINX_ANSWERS, {}, ["CONTENT_SECURITY_POLICY = {}"], "shipshape.W030"),
+    ("csp-report-only", NGINX_ANSWERS, {},
+     ["CONTENT_SECURITY_POLICY_REPORT_ONLY = CONTENT_SECURITY_POLICY",
+      "CONTENT_SECURITY_POLICY = {}"], "shipshape.W031"),
+    ("csp-unsafe-inline", NGINX_ANSWERS, {},
+     ["""CONTENT_SECURITY_POLICY["DIRECTIVES"]["script-src"] = ["'self'", "'unsafe-inline'"]"""],
+     "shipshape.W032"),
+    ("permissions-policy-dropped", NGINX_ANSWERS, {}, ["PERMISSIONS_POLICY = {}"],
+     "shipshape.W033"),
+    ("corp-dropped", NGINX_ANSWERS, {}, ["SECURE_CROSS_ORIGIN_RESOURCE_POLICY = None"],
+     "shipshape.W034"),
+    ("cookie-prefix-dropped", NGINX_ANSWERS, {}, ['SESSION_COOKIE_NAME = "sessionid"'],
+     "shipshape.W035"),
+    ("host-cookie-with-domain", NGINX_ANSWERS, {}, ['CSRF_COOKIE_DOMAIN = ".example.com"'],
+     "shipshape.E030"),
+    ("security-txt-expired", NGINX_ANSWERS, {},
+     ['SECURITY_TXT = {**SECURITY_TXT, "EXPIRES": "2020-01-01"}'], "shipshape.W037"),
 ]  # fmt: skip
 
 
@@ -392,7 +409,8 @@ def test_smoketest_passes_every_check_on_the_correct_deployment(stack, proxy, op
     ids = {r["id"] for r in report["results"]}
     assert ids >= {"https-served", "unknown-host", "http-redirect", "not-found", "hsts", "nosniff",
                    "x-frame-options", "referrer-policy", "csrf-cookie", "session-cookie",
-                   "forged-proto", "forged-host", "admin-login", "csrf-post", "trace",
+                   "forged-proto", "forged-host", "admin-login", "csrf-post", "trace", "csp",
+                   "permissions-policy", "corp", "cookie-prefix", "security-txt",
                    "ready"}  # fmt: skip
     served = [r["target"] for r in report["results"] if r["id"] == "https-served"]
     assert served == running.hosts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,3 +89,31 @@ def test_the_generated_test_suite_passes(rendered, project_python, answers):
     result = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [pytest.param({"django_version": "5.2"}, id="django5.2-split"),
+     pytest.param({"django_version": "6.1", "settings_layout": "single"}, id="django6.1-single")],
+)  # fmt: skip
+def test_a_report_only_answer_sends_the_policy_report_only_and_check_deploy_warns(
+    fresh_project, project_python, tmp_path, answers
+):
+    project = fresh_project(csp_report_only=True, **answers)
+    python = project_python(answers["django_version"])
+    module = settings_module(answers)
+    with runserver(
+        project, python, tmp_path / "runserver.log", DJANGO_SETTINGS_MODULE=module
+    ) as url:
+        home = httpx.get(f"{url}/", headers={"Host": "example.com", "X-Forwarded-Proto": "https"})
+    assert home.status_code == 200
+    assert "content-security-policy" not in home.headers
+    assert "default-src 'none'" in home.headers["content-security-policy-report-only"]
+    result = run(
+        [python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=project,
+        env={"DJANGO_SETTINGS_MODULE": module},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert set(re.findall(r"\((\w+\.[A-Z]\d{3})\)", output)) == {"shipshape.W031"}, output

@@ -52,7 +52,8 @@ INJECTIONS = [
 
 SHAPED_QUESTIONS = [
     "project_slug", "domain", "extra_hosts", "admin_path", "health_path", "app_dir",
-    "tls_cert", "tls_key", "gunicorn_bind", "readiness_path",
+    "tls_cert", "tls_key", "gunicorn_bind", "readiness_path", "security_contact",
+    "security_contact_page",
 ]  # fmt: skip
 ANYWHERE = {"gunicorn_bind": "0.0.0.0:8000", "proxy": "load_balancer"}
 
@@ -78,6 +79,10 @@ def test_a_payload_in_a_shaped_answer_is_refused_with_one_line(question, payload
         value = f"/{payload}"
     elif question == "gunicorn_bind":
         value = f"unix:/run/{payload}.sock"
+    elif question == "security_contact":
+        value = f"mailto:{payload}@example.com"
+    elif question == "security_contact_page":
+        question, value = "security_contact", f"https://example.com/{payload}"
     problems = refusal(question, value)
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"{question}: ")

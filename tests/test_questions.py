@@ -90,6 +90,11 @@ REFUSED = [
     ("extra_hosts=[http://www.example.com]", "extra_hosts: 'http://www.example.com' has a scheme"),
     ("extra_hosts={a: b}", "extra_hosts: give a list of hostnames"),
     ("hsts_seconds=-1", "hsts_seconds: give 0 (no HSTS) or a positive number"),
+    (
+        "security_contact=javascript:alert(1)",
+        "security_contact: 'javascript:alert(1)' is not a mailto:",
+    ),
+    ("csp_report_only=flase", "csp_report_only: 'flase' is not true or false"),
     ("admin_path=/admin", "admin_path: '/admin' must be a relative URL prefix ending in a slash"),
     ("health_path=healthz", "health_path: 'healthz' must be an absolute path"),
     ("health_path=/admin", "health_path: '/admin' overlaps the admin, static or media URLs"),

@@ -282,6 +282,10 @@ def test_the_overlay_keeps_the_projects_apps_middleware_and_variables(shop):
     assert middleware[0] == "shop.health.HealthCheckMiddleware"
     assert middleware[1:] == [
         "django.middleware.security.SecurityMiddleware",
+        # Production's headers and security.txt, right after SecurityMiddleware.
+        "csp.middleware.CSPMiddleware",
+        "shop.security_headers.SecurityHeadersMiddleware",
+        "shop.security_txt.SecurityTxtMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
@@ -363,12 +367,16 @@ def test_every_proxy_gets_an_overlay_that_passes_check_deploy_and_ruff(
     assert fmt.returncode == 0, fmt.stdout
     result = check_deploy(python, project, overlay_module("mysite"))
     assert result.returncode == 0, result.stdout + result.stderr
-    middleware = setting(python, project, overlay_module("mysite"), "settings.MIDDLEWARE[:3]")
+    middleware = setting(python, project, overlay_module("mysite"), "settings.MIDDLEWARE[:6]")
     if proxy == "load_balancer":
+        # whitenoise's files get production's headers too: their middleware comes first.
         assert middleware == str(
             [
                 "mysite.health.HealthCheckMiddleware",
                 "django.middleware.security.SecurityMiddleware",
+                "csp.middleware.CSPMiddleware",
+                "mysite.security_headers.SecurityHeadersMiddleware",
+                "mysite.security_txt.SecurityTxtMiddleware",
                 "whitenoise.middleware.WhiteNoiseMiddleware",
             ]
         )
@@ -582,7 +590,7 @@ def test_a_retrofitted_layout_serves_an_admin_login_through_its_proxy(
         client = Client(stack.ca_path, stack.http_port, stack.https_port)
         form, response = log_in_to_admin(client, stack, stack.origin())
         assert response.status_code == 302, response.text[:2000] + stack.logs()
-        assert "max-age=31536000" in form.headers["strict-transport-security"]
+        assert "max-age=63072000" in form.headers["strict-transport-security"]
         index = client.get("/admin/", host=stack.domain,
                            headers={"Cookie": cookie_header(form, response)})  # fmt: skip
         assert index.status_code == 200

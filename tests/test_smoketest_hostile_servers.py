@@ -399,6 +399,78 @@ def test_the_sites_own_404_for_an_unknown_host_fails(project, project_python, ce
     assert line.startswith("FAIL ") and "answered (" in line and "404" in line, run.stdout
 
 
+# Weak security headers: each new check fails on its own line, with its fix. ------------------
+
+
+def site_with(headers: dict[str, str], security_txt: tuple[str, str, str]):
+    """A site that answers every page with these headers, and security.txt as given
+    (status, Content-Type, body)."""
+
+    async def behaviour(request, reader, writer):
+        if request.split(b" ")[1].startswith(b"/.well-known/security.txt"):
+            status, content_type, body = security_txt
+            extra = {"Content_Type": content_type}
+        else:
+            status, body, extra = (
+                "200 OK",
+                "<html><p>a page</p></html>",
+                {"Content_Type": "text/html"},
+            )
+        fields = {**extra, **{name.replace("-", "_"): value for name, value in headers.items()}}
+        writer.write(head(status, **fields, Content_Length=str(len(body))) + body.encode())
+
+    return behaviour
+
+
+EXPIRED = "Contact: mailto:security@example.com\nExpires: 2020-01-01T00:00:00Z\n"
+CURRENT = "Contact: mailto:security@example.com\nExpires: 2999-01-01T00:00:00Z\n"
+
+# (id, headers, security.txt, {check: what its FAIL line says})
+WEAK_HEADERS = [
+    ("none-of-them", {"Set-Cookie": "csrftoken=x; Path=/; Secure"},
+     ("404 Not Found", "text/html", "no"),
+     {"csp": "Content-Security-Policy missing", "permissions-policy": "permissions-policy missing",
+      "corp": "cross-origin-resource-policy missing",
+      "cookie-prefix": "csrftoken has no __Host- prefix", "security-txt": "404, expected 200"}),
+    ("report-only-and-cross-origin",
+     {"Content-Security-Policy-Report-Only": "default-src 'self'", "Permissions-Policy": "camera=()",
+      "Cross-Origin-Resource-Policy": "cross-origin",
+      "Set-Cookie": "__Host-csrftoken=x; Domain=example.com; Path=/; Secure"},
+     ("200 OK", "text/plain", EXPIRED),
+     {"csp": "report-only, blocks nothing", "corp": "cross-origin-resource-policy: cross-origin",
+      "cookie-prefix": "__Host-csrftoken is not Secure on path / without a domain",
+      "security-txt": "expired: Contact: mailto:security@example.com"}),
+    ("unsafe-policy",
+     {"Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+      "Permissions-Policy": "camera=()", "Cross-Origin-Resource-Policy": "same-origin"},
+     ("200 OK", "text/html", CURRENT),
+     {"csp": "allows 'unsafe-inline' in script-src, 'unsafe-eval' in script-src",
+      "security-txt": "Content-Type 'text/html', not text/plain"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("headers", "security_txt", "failures"),
+    [pytest.param(*case[1:], id=case[0]) for case in WEAK_HEADERS],
+)
+def test_weak_security_headers_fail_their_checks_each_with_a_fix(
+    project, project_python, certificates, headers, security_txt, failures
+):
+    behaviour = site_with(headers, security_txt)
+    with HostileServer(behaviour, certificates["cert"], certificates["key"]) as server:
+        run = smoketest_against(server, project, project_python("5.2"), certificates["ca"])
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
+    assert run.returncode == 1, run.stdout
+    lines = run.stdout.splitlines()
+    for check, detail in failures.items():
+        [index] = [i for i, line in enumerate(lines) if line.split()[1:2] == [check]]
+        assert lines[index].startswith("FAIL") and detail in lines[index], lines[index]
+        assert lines[index + 1].lstrip().startswith("fix: "), lines[index : index + 2]
+    passed = {line.split()[1] for line in lines if line.startswith("PASS")}
+    new_checks = {"csp", "permissions-policy", "corp", "cookie-prefix", "security-txt"}
+    assert passed & new_checks == new_checks - set(failures) - {"cookie-prefix"}, run.stdout
+
+
 # Bad arguments: one line from the argument parser, exit status 2. ---------------------------
 
 BAD_ARGUMENTS = [

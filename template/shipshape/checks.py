@@ -13,6 +13,7 @@ reports mailed to nobody or from an address mail servers refuse.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import subprocess
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.core.checks import Error, Info, Tags, Warning, register
 from django.http.request import validate_host
 
-from . import proxy_config
+from . import content_security_policy, proxy_config
 
 # Bounds for searching git history, so `check --deploy` stays fast on a big repository:
 # the trees of the last GIT_HISTORY_COMMITS commits, within GIT_TIMEOUT_SECONDS.
@@ -441,3 +442,194 @@ def check_default_from_email(app_configs, **kwargs):
     if _unsendable(settings.DEFAULT_FROM_EMAIL):
         return [_copy(W018, settings.DEFAULT_FROM_EMAIL)]
     return []
+
+
+# Security headers, cookies and security.txt -------------------------------------
+
+W030 = Warning(
+    "No Content-Security-Policy is sent: %s.",
+    hint="Keep the CSP middleware in MIDDLEWARE and the policy in %s, as the "
+    "template's production settings have them.",
+    id="shipshape.W030",
+)
+
+W031 = Warning(
+    "The Content-Security-Policy is report-only (%s), so browsers report what it "
+    "would block and block nothing.",
+    hint="Once no violation is reported, move the policy to %s (the csp_report_only "
+    "answer: false).",
+    id="shipshape.W031",
+)
+
+W032 = Warning(
+    "The Content-Security-Policy allows %s, so a script injected into a page can run.",
+    hint="Remove those sources; give an inline script or style the response's nonce "
+    "instead, and list other sites by origin.",
+    id="shipshape.W032",
+)
+
+W033 = Warning(
+    "No Permissions-Policy is sent: %s.",
+    hint="Keep SecurityHeadersMiddleware in MIDDLEWARE and PERMISSIONS_POLICY in the "
+    "production settings, denying the features the site does not use.",
+    id="shipshape.W033",
+)
+
+W034 = Warning(
+    "SECURE_CROSS_ORIGIN_RESOURCE_POLICY is %s, so other sites may load this site's "
+    "pages and files as resources.",
+    hint="Set SECURE_CROSS_ORIGIN_RESOURCE_POLICY = 'same-origin' and keep "
+    "SecurityHeadersMiddleware in MIDDLEWARE.",
+    id="shipshape.W034",
+)
+
+W035 = Warning(
+    "%s is '%s', without the __Host- prefix, so a subdomain or a man in the middle "
+    "on plain HTTP can plant or overwrite the cookie.",
+    hint="Name it '__Host-%s'; the rename logs everyone out once.",
+    id="shipshape.W035",
+)
+
+E030 = Error(
+    "%s has the __Host- prefix but %s, so browsers refuse the cookie and nobody can log in.",
+    hint="A __Host- cookie must be Secure, on path '/' and without a domain: fix the "
+    "setting, or drop the prefix from the name.",
+    id="shipshape.E030",
+)
+
+W038 = Warning(
+    "Both %s and Django send %s, so responses carry the header twice.",
+    hint="Remove the header from the proxy config; Django sends it (SecurityHeadersMiddleware).",
+    id="shipshape.W038",
+)
+
+W036 = Warning(
+    "/.well-known/security.txt is not served: %s.",
+    hint="Set SECURITY_TXT = {'CONTACT': 'mailto:...', 'EXPIRES': 'YYYY-MM-DD'} and keep "
+    "SecurityTxtMiddleware in MIDDLEWARE.",
+    id="shipshape.W036",
+)
+
+W037 = Warning(
+    "security.txt %s (SECURITY_TXT['EXPIRES'] is %s), so readers take its contact as stale.",
+    hint="Move SECURITY_TXT['EXPIRES'] forward, less than a year ahead, and deploy.",
+    id="shipshape.W037",
+)
+
+E031 = Error(
+    "SECURITY_TXT['EXPIRES'] is %r, not a date, so the site does not start.",
+    hint="Give a date such as 2027-06-30, less than a year ahead.",
+    id="shipshape.E031",
+)
+
+# security.txt warns this many days before it expires.
+SECURITY_TXT_WARN_DAYS = 30
+
+
+def _has_middleware(suffix: str) -> bool:
+    return any(str(name).endswith(suffix) for name in settings.MIDDLEWARE)
+
+
+@register(Tags.security, deploy=True)
+def check_content_security_policy(app_configs, **kwargs):
+    policy = content_security_policy.configured()
+    if policy.middleware is None:
+        return [_copy_with_hint(W030, ("no CSP middleware is in MIDDLEWARE",), (policy.setting,))]
+    if not policy.enforced and not policy.report_only:
+        reason = f"{policy.setting} and {policy.report_only_setting} are empty"
+        return [_copy_with_hint(W030, (reason,), (policy.setting,))]
+    errors = []
+    if not policy.enforced:
+        errors.append(_copy_with_hint(W031, (policy.report_only_setting,), (policy.setting,)))
+    unsafe = content_security_policy.unsafe_sources(policy.enforced or policy.report_only)
+    if unsafe:
+        errors.append(_copy(W032, ", ".join(unsafe)))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_permissions_policy(app_configs, **kwargs):
+    if not getattr(settings, "PERMISSIONS_POLICY", None):
+        return [_copy(W033, "PERMISSIONS_POLICY is empty or missing")]
+    if not _has_middleware("SecurityHeadersMiddleware"):
+        return [_copy(W033, "SecurityHeadersMiddleware is not in MIDDLEWARE")]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_cross_origin_resource_policy(app_configs, **kwargs):
+    value = getattr(settings, "SECURE_CROSS_ORIGIN_RESOURCE_POLICY", None)
+    if value not in ("same-origin", "same-site"):
+        return [_copy(W034, repr(value) if value else "not set")]
+    if not _has_middleware("SecurityHeadersMiddleware"):
+        return [_copy(W034, f"{value!r} but SecurityHeadersMiddleware is not in MIDDLEWARE")]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_security_headers_sent_once(app_configs, **kwargs):
+    config, _ = _read_proxy_config()
+    if config is None or not _has_middleware("SecurityHeadersMiddleware"):
+        return []
+    sent_by_django = {
+        "Permissions-Policy": getattr(settings, "PERMISSIONS_POLICY", None),
+        "Cross-Origin-Resource-Policy": getattr(
+            settings, "SECURE_CROSS_ORIGIN_RESOURCE_POLICY", None
+        ),
+    }
+    return [
+        _copy(W038, config.name, header)
+        for header, value in sent_by_django.items()
+        if value and config.sends_header(header.lower())
+    ]
+
+
+def _cookie_faults(prefix: str) -> list[str]:
+    """Why a cookie with these settings (SESSION or CSRF) cannot carry __Host-."""
+    faults = []
+    if not getattr(settings, f"{prefix}_COOKIE_SECURE"):
+        faults.append(f"{prefix}_COOKIE_SECURE is False")
+    if getattr(settings, f"{prefix}_COOKIE_DOMAIN"):
+        faults.append(f"{prefix}_COOKIE_DOMAIN is set")
+    if getattr(settings, f"{prefix}_COOKIE_PATH") != "/":
+        faults.append(f"{prefix}_COOKIE_PATH is not '/'")
+    return faults
+
+
+@register(Tags.security, deploy=True)
+def check_cookie_prefixes(app_configs, **kwargs):
+    errors = []
+    cookies = ["SESSION"] + ([] if settings.CSRF_USE_SESSIONS else ["CSRF"])
+    for prefix in cookies:
+        setting = f"{prefix}_COOKIE_NAME"
+        name = getattr(settings, setting)
+        faults = _cookie_faults(prefix)
+        if name.startswith("__Host-") and faults:
+            errors.append(_copy(E030, setting, " and ".join(faults)))
+        elif not name.startswith("__Host-") and not faults:
+            errors.append(_copy_with_hint(W035, (setting, name), (name,)))
+    return errors
+
+
+@register(Tags.security, deploy=True)
+def check_security_txt(app_configs, **kwargs):
+    config = getattr(settings, "SECURITY_TXT", None) or {}
+    if not config.get("CONTACT") or not config.get("EXPIRES"):
+        return [_copy(W036, "SECURITY_TXT has no CONTACT or no EXPIRES")]
+    if not _has_middleware("SecurityTxtMiddleware"):
+        return [_copy(W036, "SecurityTxtMiddleware is not in MIDDLEWARE")]
+    try:
+        expires = datetime.date.fromisoformat(str(config["EXPIRES"]))
+    except ValueError:
+        return [_copy(E031, config["EXPIRES"])]
+    days = (expires - datetime.date.today()).days
+    if days <= 0:
+        return [_copy(W037, "has expired", expires.isoformat())]
+    if days <= SECURITY_TXT_WARN_DAYS:
+        return [_copy(W037, f"expires in {days} days", expires.isoformat())]
+    return []
+
+
+def _copy_with_hint(message, args, hint_args):
+    """Like _copy, for a message whose hint has details to fill in too."""
+    return type(message)(message.msg % args, hint=message.hint % hint_args, id=message.id)

@@ -75,16 +75,20 @@ class ProxyConfig:
 
     @property
     def sends_hsts(self) -> bool:
+        return self.sends_header(HSTS_HEADER)
+
+    def sends_header(self, header: str) -> bool:
+        """Whether the config adds this response header anywhere (name in lowercase)."""
         if self.kind == "nginx":
             return any(
                 d["directive"] in ("add_header", "more_set_headers")
                 and d["args"]
-                and d["args"][0].lower().split(":")[0] == HSTS_HEADER
+                and d["args"][0].lower().split(":")[0] == header
                 for d in _nginx_walk(self.tree)
             )
         # The headers handler, and reverse_proxy's header_down, both change responses.
         return any(
-            name.lower() == HSTS_HEADER
+            name.lower() == header
             for node in _json_walk(self.tree)
             if isinstance(node.get("response"), dict)
             for operation in ("set", "add")

@@ -2,7 +2,8 @@
 
 The browser opens the site by hostname on the stack's ports and trusts only the
 stacks' certificate keys (see chromium.py). Every step fails on a 403, a server
-error, Django's CSRF failure page or a debug page (browsing.py).
+error, Django's CSRF failure page or a debug page, and on any Content-Security-Policy
+violation or console complaint about the security headers (browsing.py).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def test_user_added_through_the_admin_in_a_browser_is_saved_to_the_database(site
 
     posts = [r for r in browsing.responses if r[1] == "POST"]
     assert [status for status, _, _ in posts] == [302, 302], posts
+    browsing.assert_no_violations()
     assert database_user(site, username, NEW_USER_PASSWORD) == {
         "active": True,
         "staff": False,
@@ -142,3 +144,52 @@ def test_plain_http_in_a_browser_ends_on_the_https_site(site, browsing):
         redirect = response.request.redirected_from
         assert redirect is not None and redirect.url == start
         assert redirect.response().status == 301
+
+
+@every_proxy
+def test_admin_date_and_time_widgets_work_under_the_content_security_policy(site, browsing):
+    """The user change form's calendar and clock, opened and used as a person does."""
+    log_in(site, browsing)
+    page = browsing.page
+    browsing.open(admin_url(site, "auth/user/"))
+    page.click(f"#result_list a:text-is('{site.admin_username}')")
+    page.wait_for_url(re.compile(r".*/auth/user/\d+/change/$"))
+    browsing.assert_clean()
+
+    page.fill("#id_date_joined_0", "")
+    page.click("#calendarlink1")
+    assert page.locator("#calendarbox1").is_visible()
+    page.click("#calendarbox1 .calendar-shortcuts a >> nth=1")  # Today
+    today = page.evaluate("() => new Date().toISOString().slice(0, 10)")
+    page.fill("#id_date_joined_1", "")
+    page.click("#clocklink1")
+    assert page.locator("#clockbox1").is_visible()
+    page.click("#clockbox1 .timelist a >> nth=0")  # Now
+    assert page.input_value("#id_date_joined_0") == today
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", page.input_value("#id_date_joined_1"))
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    browsing.assert_clean()
+    assert "was changed successfully" in page.locator(".messagelist .success").text_content()
+
+
+@every_proxy
+def test_content_security_policy_blocks_an_injected_inline_script(site, browsing):
+    """The policy is enforced, and the violations the other tests count are really seen."""
+    response = browsing.open(site.url("/"))
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in policy and "unsafe" not in policy, response.headers
+    assert "content-security-policy-report-only" not in response.headers
+    page = browsing.page
+    page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.injected = true";
+            document.body.append(script);
+        }"""
+    )
+    page.wait_for_function("() => document.readyState === 'complete'")
+    page.wait_for_timeout(200)  # the violation event is dispatched as a task
+    assert page.evaluate("() => window.injected") is None
+    assert [v["directive"] for v in browsing.violations] == ["script-src-elem"], browsing.violations
+    assert browsing.violations[0]["disposition"] == "enforce"

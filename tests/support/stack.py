@@ -17,9 +17,14 @@ import subprocess
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .binaries import DEBIAN_CADDY
 from .client import DROPPED, Client
@@ -53,14 +58,65 @@ class Certificates:
     @classmethod
     def issue(cls, ca: trustme.CA, hosts: list[str], folder: Path) -> Certificates:
         folder.mkdir(parents=True, exist_ok=True)
-        leaf = ca.issue_cert(*hosts)
         certificates = cls(folder / "ca.pem", folder / "fullchain.pem", folder / "privkey.pem")
         ca.cert_pem.write_to_path(str(certificates.ca_path))
-        leaf.private_key_pem.write_to_path(str(certificates.key_path))
-        with open(certificates.cert_path, "wb") as chain:
-            for blob in leaf.cert_chain_pems:
-                chain.write(blob.bytes())
+        cert_pem, key_pem = issue_leaf(ca, hosts)
+        certificates.key_path.write_bytes(key_pem)
+        certificates.cert_path.write_bytes(cert_pem)
         return certificates
+
+
+def issue_leaf(ca: trustme.CA, hosts: list[str]) -> tuple[bytes, bytes]:
+    """A leaf certificate shaped like Let's Encrypt's, signed by the test CA: (cert, key) PEM.
+
+    trustme's own leaves live 1000 years and mark their subjectAltName critical
+    beside a subject, which RFC 5280 forbids: sslyze's path validation and the
+    Mozilla profiles' 366-day limit refuse them. These have an ECDSA P-256 key,
+    CN = the first host, a non-critical subjectAltName and 90 days of validity.
+    """
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=90))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 PREPARE = """

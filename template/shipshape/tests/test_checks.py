@@ -4,6 +4,7 @@ The checks run as `check --deploy` runs them (Django's run_checks with deploymen
 checks), on the test settings with one value overridden at a time.
 """
 
+import datetime
 import secrets
 import subprocess
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 from django.conf import settings
 from django.core.checks import run_checks
 from django.test import override_settings
+
+from shipshape import content_security_policy
 
 NGINX_SITE = """
 server {
@@ -256,3 +259,121 @@ def test_a_proxy_config_that_cannot_be_read_is_reported(tmp_path, config):
 def test_error_mail_to_nobody_or_from_localhost_is_reported(mail, expected):
     with override_settings(**mail):
         assert shipshape_ids() == expected
+
+
+# Security headers, cookies and security.txt: what a production settings file can drop.
+
+
+def csp_settings(directives: dict | None) -> dict:
+    """The CSP middleware's setting holding these directives, in its own shape."""
+    policy = content_security_policy.configured()
+    nested = policy.setting == "CONTENT_SECURITY_POLICY"
+    value = {"DIRECTIVES": directives} if nested and directives else (directives or {})
+    return {policy.setting: value}
+
+
+def test_a_settings_file_without_a_content_security_policy_is_reported():
+    policy = content_security_policy.configured()
+    assert policy.middleware and policy.enforced, "the settings send a CSP"
+    with override_settings(**csp_settings(None)):
+        assert shipshape_ids() == {"shipshape.W030"}
+    without = [name for name in settings.MIDDLEWARE if name != policy.middleware]
+    with override_settings(MIDDLEWARE=without):
+        assert shipshape_ids() == {"shipshape.W030"}
+
+
+def test_a_report_only_policy_is_reported():
+    policy = content_security_policy.configured()
+    report_only = {policy.report_only_setting: csp_settings(policy.enforced)[policy.setting]}
+    with override_settings(**csp_settings(None), **report_only):
+        assert shipshape_ids() == {"shipshape.W031"}
+
+
+@pytest.mark.parametrize("source", ["'unsafe-inline'", "'unsafe-eval'", "data:", "*"])
+def test_an_unsafe_source_in_the_policy_is_reported(source):
+    directives = dict(content_security_policy.configured().enforced)
+    directives["script-src"] = [*directives["script-src"], source]
+    with override_settings(**csp_settings(directives)):
+        assert shipshape_ids() == {"shipshape.W032"}
+
+
+def test_a_policy_without_script_src_is_judged_by_default_src():
+    directives = dict(content_security_policy.configured().enforced)
+    del directives["script-src"]
+    directives["default-src"] = ["https:"]
+    with override_settings(**csp_settings(directives)):
+        messages = run_checks(include_deployment_checks=True)
+    [message] = [m for m in messages if m.id == "shipshape.W032"]
+    assert "https: in default-src" in message.msg
+
+
+def test_dropped_permissions_policy_or_cross_origin_resource_policy_is_reported():
+    with override_settings(PERMISSIONS_POLICY={}):
+        assert shipshape_ids() == {"shipshape.W033"}
+    for value in (None, "cross-origin"):
+        with override_settings(SECURE_CROSS_ORIGIN_RESOURCE_POLICY=value):
+            assert shipshape_ids() == {"shipshape.W034"}
+    without = [m for m in settings.MIDDLEWARE if not m.endswith("SecurityHeadersMiddleware")]
+    with override_settings(MIDDLEWARE=without):
+        assert shipshape_ids() == {"shipshape.W033", "shipshape.W034"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"SESSION_COOKIE_NAME": "sessionid"}, {"shipshape.W035"}),
+        ({"CSRF_COOKIE_NAME": "csrftoken"}, {"shipshape.W035"}),
+        # A cookie shared with subdomains cannot have the prefix: no warning for its name.
+        ({"SESSION_COOKIE_NAME": "sessionid", "SESSION_COOKIE_DOMAIN": ".example.com"}, set()),
+        # The browser drops a __Host- cookie with a Domain, a path or without Secure.
+        ({"SESSION_COOKIE_DOMAIN": ".example.com"}, {"shipshape.E030"}),
+        ({"CSRF_COOKIE_PATH": "/admin/"}, {"shipshape.E030"}),
+        ({"SESSION_COOKIE_SECURE": False}, {"shipshape.E030"}),
+    ],
+    ids=["session", "csrf", "shared-domain", "host-with-domain", "host-with-path", "insecure"],
+)
+def test_cookie_prefix_problems_are_reported(changes, expected):
+    with override_settings(**changes):
+        assert shipshape_ids() - {"shipshape.W001"} == expected
+
+
+@pytest.mark.parametrize(
+    ("expires", "expected", "words"),
+    [
+        (datetime.date.today() + datetime.timedelta(days=10), "shipshape.W037", "expires in 10"),
+        (datetime.date.today() - datetime.timedelta(days=1), "shipshape.W037", "has expired"),
+        ("next spring", "shipshape.E031", "not a date"),
+    ],
+    ids=["within-30-days", "expired", "not-a-date"],
+)
+def test_a_security_txt_near_or_past_its_expiry_is_reported(expires, expected, words):
+    security_txt = {**settings.SECURITY_TXT, "EXPIRES": str(expires)}
+    with override_settings(SECURITY_TXT=security_txt):
+        messages = [m for m in run_checks(include_deployment_checks=True) if m.id == expected]
+        assert shipshape_ids() == {expected}
+    assert words in messages[0].msg
+
+
+def test_security_txt_expiring_in_31_days_is_not_reported_yet():
+    expires = datetime.date.today() + datetime.timedelta(days=31)
+    with override_settings(SECURITY_TXT={**settings.SECURITY_TXT, "EXPIRES": str(expires)}):
+        assert shipshape_ids() == set()
+
+
+def test_a_settings_file_without_security_txt_is_reported():
+    with override_settings(SECURITY_TXT={}):
+        assert shipshape_ids() == {"shipshape.W036"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "header"),
+    [
+        ("nginx", 'add_header Permissions-Policy "camera=()" always;'),
+        ("caddy", "header Cross-Origin-Resource-Policy same-origin"),
+    ],
+)
+def test_a_security_header_from_both_the_proxy_and_django_is_reported(tmp_path, kind, header):
+    with override_settings(SHIPSHAPE=proxy_config(tmp_path, kind, extra=header)):
+        assert shipshape_ids() == {"shipshape.W038"}
+        with override_settings(PERMISSIONS_POLICY={}, SECURE_CROSS_ORIGIN_RESOURCE_POLICY=None):
+            assert "shipshape.W038" not in shipshape_ids()

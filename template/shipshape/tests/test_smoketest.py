@@ -1,6 +1,7 @@
 """smoketest's parts: --resolve, the transport that honours it, and each evaluation."""
 
 import asyncio
+import datetime
 import ssl
 import zlib
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 from django.core.management import CommandError, call_command
 
+from shipshape.content_security_policy import Policy
 from shipshape.management.commands.smoketest import (
     FAIL,
     PASS,
@@ -16,12 +18,15 @@ from shipshape.management.commands.smoketest import (
     Probe,
     UnreadableBody,
     evaluate_cookie,
+    evaluate_cookie_prefix,
+    evaluate_csp,
     evaluate_csrf_post,
     evaluate_forged_proto,
     evaluate_hsts,
     evaluate_not_found,
     evaluate_ready,
     evaluate_redirect,
+    evaluate_security_txt,
     evaluate_trace,
     evaluate_unknown_host,
 )
@@ -230,3 +235,50 @@ def test_a_body_within_the_limit_is_decoded_once():
 def test_a_bad_argument_is_refused_by_the_parser(args, argument):
     with pytest.raises(CommandError, match=f"^Error: argument {argument}: "):
         call_command("smoketest", *args)
+
+
+STRICT = "default-src 'none'; script-src 'self'; object-src 'none'; base-uri 'none'"
+ENFORCING = Policy("csp", "SECURE_CSP", enforced={"default-src": ["'none'"]})
+REPORTING = Policy("csp", "SECURE_CSP", report_only={"default-src": ["'none'"]})
+
+
+def test_the_csp_must_be_sent_enforced_and_without_unsafe_sources():
+    csp = [("Content-Security-Policy", STRICT)]
+    assert evaluate_csp("h", probe(headers=csp), ENFORCING).status == PASS
+    assert evaluate_csp("h", probe(), ENFORCING).status == FAIL
+    unsafe = [("Content-Security-Policy", STRICT + "; style-src 'self' 'unsafe-inline'")]
+    failed = evaluate_csp("h", probe(headers=unsafe), ENFORCING)
+    assert failed.status == FAIL and "'unsafe-inline' in style-src" in failed.detail
+    assert "nonce" in failed.fix
+    report_only = [("Content-Security-Policy-Report-Only", STRICT)]
+    assert evaluate_csp("h", probe(headers=report_only), ENFORCING).status == FAIL
+    # Report-only because the settings say so (the csp_report_only answer): a warning.
+    warned = evaluate_csp("h", probe(headers=report_only), REPORTING)
+    assert warned.status == WARN and "SECURE_CSP" in warned.fix
+
+
+def test_every_cookie_must_carry_the_host_prefix():
+    good = [("Set-Cookie", "__Host-csrftoken=x; Path=/; Secure; SameSite=Lax")]
+    assert evaluate_cookie_prefix("h", [probe(headers=good)]).status == PASS
+    bare = [("Set-Cookie", "csrftoken=x; Path=/; Secure")]
+    failed = evaluate_cookie_prefix("h", [probe(headers=bare)])
+    assert failed.status == FAIL and "csrftoken has no __Host- prefix" in failed.detail
+    domain = [("Set-Cookie", "__Host-sessionid=x; Domain=example.com; Path=/; Secure")]
+    assert evaluate_cookie_prefix("h", [probe(headers=domain)]).status == FAIL
+    assert evaluate_cookie_prefix("h", [probe(), DROPPED]).status == WARN
+
+
+def test_security_txt_must_be_plain_text_with_a_contact_and_a_future_expiry():
+    today = datetime.date(2027, 1, 1)
+    text = "Contact: mailto:security@example.com\nExpires: %sT00:00:00Z\n"
+    plain = [("Content-Type", "text/plain; charset=utf-8")]
+
+    def judged(expires, headers=plain, status=200):
+        return evaluate_security_txt("h", probe(status, headers, text % expires), today)
+
+    assert judged("2027-06-01").status == PASS
+    assert judged("2027-01-20").status == WARN
+    assert judged("2026-12-31").status == FAIL
+    assert judged("2027-06-01", headers=[("Content-Type", "text/html")]).status == FAIL
+    assert judged("2027-06-01", status=404).status == FAIL
+    assert judged("soon").status == FAIL

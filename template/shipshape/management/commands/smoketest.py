@@ -2,7 +2,8 @@
 
 What the checklist asks to verify with real requests after every release: each
 host is served over HTTPS, unknown hosts are refused, HTTP redirects to HTTPS,
-no debug page, the security headers and cookie flags, forged proxy headers
+no debug page, the security headers (a strict Content-Security-Policy among
+them), cookie flags and prefixes, security.txt, forged proxy headers
 change nothing, the admin login's CSRF check passes, TRACE is refused, and
 the readiness path answers ok (the database reached, every migration applied). Every
 request runs at once, so the run takes about as long as its slowest request.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import math
@@ -42,6 +44,7 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.urls import reverse
 
+from shipshape import content_security_policy
 from shipshape.results import FAIL, PASS, WARN, style
 from shipshape.transport import Resolver, ResolvingTransport, parse_resolve
 
@@ -85,7 +88,28 @@ FIXES = {
     "trace": "refuse TRACE at the proxy or leave it to Django (405)",
     "ready": "503 database: check DATABASE_URL and the database; 503 migrations: run migrate "
     "for this release",
+    "csp": "send the Content-Security-Policy from Django: its middleware in MIDDLEWARE, the "
+    "policy in SECURE_CSP (django-csp: CONTENT_SECURITY_POLICY)",
+    "permissions-policy": "keep SecurityHeadersMiddleware in MIDDLEWARE and PERMISSIONS_POLICY in "
+    "the production settings",
+    "corp": "set SECURE_CROSS_ORIGIN_RESOURCE_POLICY = 'same-origin' and keep "
+    "SecurityHeadersMiddleware in MIDDLEWARE",
+    "cookie-prefix": "name the cookies __Host-sessionid and __Host-csrftoken (SESSION_COOKIE_NAME, "
+    "CSRF_COOKIE_NAME), Secure, on path '/', without a domain",
+    "security-txt": "serve /.well-known/security.txt from SECURITY_TXT (SecurityTxtMiddleware) "
+    "and keep its EXPIRES ahead",
 }
+
+# Other fixes for the checks that fail in more than one way.
+CSP_REPORT_ONLY_FIX = (
+    "once no violation is reported, move the policy to %s (csp_report_only: false)"
+)
+CSP_UNSAFE_FIX = (
+    "remove these sources from the policy; give an inline script or style the response's nonce"
+)
+
+# security.txt warns this many days before its Expires.
+SECURITY_TXT_WARN_DAYS = 30
 
 
 @dataclass
@@ -189,9 +213,11 @@ class BoundedBody:
         self.parts.append(data)
 
 
-def result(check_id: str, target: str, status: str, detail: str) -> Result:
+def result(check_id: str, target: str, status: str, detail: str, fix: str = "") -> Result:
     detail = one_line(detail, DETAIL_LINE_CHARACTERS)
-    return Result(check_id, target, status, detail, FIXES[check_id] if status != PASS else "")
+    return Result(
+        check_id, target, status, detail, fix or FIXES[check_id] if status != PASS else ""
+    )
 
 
 # Evaluations: each takes what came back and decides; no network here. -------------
@@ -401,6 +427,83 @@ def evaluate_csrf_post(target: str, probe: Probe, logged_in: bool) -> Result:
     return result("csrf-post", target, PASS, f"accepted: {probe.describe()}, {outcome}")
 
 
+def evaluate_csp(target: str, probe: Probe, policy: content_security_policy.Policy) -> Result:
+    """Sent, enforced unless the settings say report-only, without unsafe sources."""
+    if probe.response is None:
+        return result("csp", target, FAIL, probe.describe())
+    enforced = probe.response.headers.get_list("content-security-policy")
+    reported = probe.response.headers.get_list("content-security-policy-report-only")
+    if not enforced and not reported:
+        return result("csp", target, FAIL, "Content-Security-Policy missing")
+    header = enforced[0] if enforced else reported[0]
+    unsafe = content_security_policy.unsafe_sources(content_security_policy.parse(header))
+    if unsafe:
+        return result("csp", target, FAIL, f"allows {', '.join(unsafe)}", CSP_UNSAFE_FIX)
+    if not enforced:
+        fix = CSP_REPORT_ONLY_FIX % policy.setting
+        if policy.report_only and not policy.enforced:
+            return result("csp", target, WARN, f"report-only, as the settings say: {header}", fix)
+        return result("csp", target, FAIL, f"report-only, blocks nothing: {header}", fix)
+    return result("csp", target, PASS, f"Content-Security-Policy: {header}")
+
+
+def evaluate_cookie_prefix(target: str, probes: list[Probe]) -> Result:
+    """Every cookie the site sets carries __Host- and what the prefix demands."""
+    names, faults = [], []
+    for probe in probes:
+        if probe.response is None:
+            continue
+        for header in probe.response.headers.get_list("set-cookie"):
+            cookie = SimpleCookie()
+            try:
+                cookie.load(header)
+            except CookieError:
+                faults.append(f"unreadable Set-Cookie {one_line(header, 40)!r}")
+                continue
+            for name, morsel in cookie.items():
+                names.append(name)
+                if not name.startswith("__Host-"):
+                    faults.append(f"{name} has no __Host- prefix")
+                elif not morsel["secure"] or morsel["domain"] or morsel["path"] != "/":
+                    faults.append(f"{name} is not Secure on path / without a domain")
+    if faults:
+        return result("cookie-prefix", target, FAIL, "; ".join(faults))
+    if not names:
+        return result("cookie-prefix", target, WARN, "no cookie was set to check")
+    return result("cookie-prefix", target, PASS, ", ".join(dict.fromkeys(names)))
+
+
+def evaluate_security_txt(target: str, probe: Probe, today: datetime.date) -> Result:
+    response = probe.response
+    if response is None:
+        return result("security-txt", target, FAIL, probe.describe())
+    if response.status_code != 200:
+        return result("security-txt", target, FAIL, f"{probe.describe()}, expected 200")
+    content_type = response.headers.get("content-type", "")
+    if not content_type.lower().startswith("text/plain"):
+        return result(
+            "security-txt", target, FAIL, f"Content-Type {content_type!r}, not text/plain"
+        )
+    fields = {}
+    for line in response.text.splitlines():
+        name, colon, value = line.partition(":")
+        if colon and not line.startswith("#"):
+            fields.setdefault(name.strip().lower(), value.strip())
+    if not fields.get("contact"):
+        return result("security-txt", target, FAIL, "no Contact: field")
+    try:
+        expires = datetime.datetime.fromisoformat(fields.get("expires", "").replace("Z", "+00:00"))
+    except ValueError:
+        return result("security-txt", target, FAIL, f"Expires {fields.get('expires')!r} is no date")
+    days = (expires.date() - today).days
+    detail = f"Contact: {fields['contact']}, Expires: {fields['expires']}"
+    if days <= 0:
+        return result("security-txt", target, FAIL, f"expired: {detail}")
+    if days <= SECURITY_TXT_WARN_DAYS:
+        return result("security-txt", target, WARN, f"expires in {days} days: {detail}")
+    return result("security-txt", target, PASS, detail)
+
+
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken"\s+value="([^"]+)"')
 
 
@@ -561,6 +664,7 @@ class SmokeTest:
                 self.unknown_host(),
                 self.not_found(),
                 self.security_headers(),
+                self.security_txt(),
                 self.forged_headers(),
                 self.admin_login(),
                 self.trace(),
@@ -613,7 +717,21 @@ class SmokeTest:
                 "x-frame-options", self.host, home, "x-frame-options", {"deny", "sameorigin"}
             ),
             evaluate_header("referrer-policy", self.host, home, "referrer-policy"),
+            evaluate_csp(self.host, home, content_security_policy.configured()),
+            evaluate_header("permissions-policy", self.host, home, "permissions-policy"),
+            evaluate_header(
+                "corp",
+                self.host,
+                home,
+                "cross-origin-resource-policy",
+                {"same-origin", "same-site"},
+            ),
         ]
+
+    async def security_txt(self) -> list[Result]:
+        url = self.origin(self.host) + "/.well-known/security.txt"
+        probe = await self.fetch(self.client, "GET", url)
+        return [evaluate_security_txt(self.host, probe, datetime.date.today())]
 
     async def forged_headers(self) -> list[Result]:
         url = self.origin(self.host) + "/"
@@ -649,6 +767,7 @@ class SmokeTest:
             detail = page.describe() + ("" if token else ", no CSRF token in the page")
             results.append(result("admin-login", self.host, FAIL, detail))
             results.append(result("csrf-post", self.host, FAIL, "no login form to post"))
+            results.append(evaluate_cookie_prefix(self.host, [page]))
             results.append(self.session_not_checked("no login form"))
             return results
         results.append(result("admin-login", self.host, PASS, f"200 at {login_url}"))
@@ -667,6 +786,7 @@ class SmokeTest:
             headers={"Origin": self.origin(self.host), "Referer": login_url},
         )
         results.append(evaluate_csrf_post(self.host, posted, logged_in=bool(self.admin)))
+        results.append(evaluate_cookie_prefix(self.host, [page, posted]))
         if self.admin and posted.response is not None and posted.response.status_code == 302:
             results.append(
                 evaluate_cookie(
