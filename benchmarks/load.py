@@ -63,6 +63,22 @@ class Load:
                 raise RuntimeError(f"wrk saw errors for {url}:\n{output}")
         return parse_rps(output)
 
+    def cost(self, url: str, server_pid: int) -> dict:
+        """Requests per second, and the server's CPU time per request, from one run.
+
+        The CPU time of the server's process tree (an nginx master and its workers, or
+        Caddy's one process) over the run, divided by the requests wrk completed: what a
+        config costs, which other work on the machine barely moves, unlike throughput.
+        """
+        before = tree_cpu_seconds(server_pid)
+        output = self.run(url)
+        spent = tree_cpu_seconds(server_pid) - before
+        for problem in ("Non-2xx or 3xx responses", "Socket errors"):
+            if problem in output:
+                raise RuntimeError(f"wrk saw errors for {url}:\n{output}")
+        requests = int(re.search(r"(\d+) requests in", output).group(1))
+        return {"rps": parse_rps(output), "cpu_us_per_request": spent / requests * 1e6}
+
     def latency(self, url: str, connections: int, headers: dict[str, str] | None = None) -> dict:
         """Requests per second, p50 and p99 (ms), and the errors wrk counted, if any.
 
@@ -75,6 +91,11 @@ class Load:
             for line in output.splitlines()
             if "Socket errors" in line or "Non-2xx" in line
         ]
+        if int(re.search(r"(\d+) requests in", output).group(1)) == 0:
+            # Nothing came back within the run: every request waited at least that long.
+            waited = self.duration * 1000.0
+            errors.append(f"no request completed in {self.duration} s")
+            return {"rps": 0.0, "p50_ms": waited, "p99_ms": waited, "errors": errors}
         return {
             "rps": parse_rps(output),
             "p50_ms": percentile_ms(output, "50%"),
@@ -91,6 +112,31 @@ def pinned() -> list[str]:
     """
     cpus = sorted(os.sched_getaffinity(0))
     return ["taskset", "-c", str(cpus[-1])] if len(cpus) > 1 else []
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of `pid` and its living descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += times.get(current, 0.0)
+        pending += children.get(current, [])
+    return total
 
 
 def parse_rps(output: str) -> float:

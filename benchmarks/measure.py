@@ -37,8 +37,13 @@ def summary(values: list[float]) -> dict:
 def row(row_id, what, baseline, unit, subject_values, baseline_values, op, target, **extra):
     """One row of the table: `op` is how the ratio must compare with `target` to meet it."""
     subject, base = summary(subject_values), summary(baseline_values)
-    ratio = round(subject["median"] / base["median"], 3)
-    met = ratio <= target if op == "<=" else ratio >= target
+    if base["median"] == 0:
+        # A baseline that served nothing in the run (a peer swamped by 256 connections):
+        # no ratio, and any throughput beats it.
+        ratio, met = None, op == ">=" and subject["median"] > 0
+    else:
+        ratio = round(subject["median"] / base["median"], 3)
+        met = ratio <= target if op == "<=" else ratio >= target
     return {
         "id": row_id,
         "what": what,

@@ -76,7 +76,7 @@ def table(rows: list[dict]) -> str:
         unit = " req/s" if r["unit"] == "req/s" else ""
         lines.append(
             f"| {r['what']} | {format_value(r['subject'], r['unit'])}{unit} | {r['baseline']} "
-            f"| {format_value(r['baseline_stats'], r['unit'])}{unit} | {r['ratio']:.2f} "
+            f"| {format_value(r['baseline_stats'], r['unit'])}{unit} | {ratio_text(r['ratio'])} "
             f"| {r['target']['op']} {r['target']['value']} | {'yes' if r['met'] else 'no'} |"
         )
     return "\n".join(lines)
@@ -94,3 +94,8 @@ def write(document: dict, output: Path) -> None:
         f"{machine['memory_gib']} GiB; {versions}"
     )
     print(f"Written to {output} in {document['seconds']} s")
+
+
+def ratio_text(ratio: float | None) -> str:
+    """A ratio to two places, or a dash where the baseline served nothing."""
+    return "-" if ratio is None else f"{ratio:.2f}"

@@ -151,7 +151,7 @@ def rendered_tls(stack: Stack) -> tuple[str, str]:
     return listen, "\n".join(f"    {line}" for line in dict.fromkeys(tls))
 
 
-def start_nginx_site(folder: Path, site: str, port: int, name: str, cleanup: ExitStack) -> None:
+def start_nginx_site(folder: Path, site: str, port: int, name: str, cleanup: ExitStack) -> Process:
     folder.mkdir()
     include = folder / "site.conf"
     include.write_text(site)
@@ -159,9 +159,12 @@ def start_nginx_site(folder: Path, site: str, port: int, name: str, cleanup: Exi
     process = start_nginx(folder, conf, folder / "nginx.log", name=name)
     cleanup.callback(process.stop)
     wait_until(lambda: accepts_connections(("127.0.0.1", port)), [process], name)
+    return process
 
 
-def start_bare_server(stack: Stack, caddy: str | None, workdir: Path, cleanup: ExitStack) -> int:
+def start_bare_server(
+    stack: Stack, caddy: str | None, workdir: Path, cleanup: ExitStack
+) -> tuple[int, Process]:
     """The same server binary with a bare reverse-proxy config: same cert, TLS and upstream."""
     port = free_port()
     values = {
@@ -177,8 +180,7 @@ def start_bare_server(stack: Stack, caddy: str | None, workdir: Path, cleanup: E
         site = BARE_NGINX.format(
             listen=listen, tls=tls, upstream=f"unix:{stack.gunicorn_address}:", **values
         )
-        start_nginx_site(workdir / "bare", site, port, "nginx (bare)", cleanup)
-        return port
+        return port, start_nginx_site(workdir / "bare", site, port, "nginx (bare)", cleanup)
     folder = workdir / "bare"
     folder.mkdir()
     caddyfile = folder / "Caddyfile"
@@ -190,7 +192,7 @@ def start_bare_server(stack: Stack, caddy: str | None, workdir: Path, cleanup: E
     process = start_caddy(caddy, caddyfile, folder, folder / "caddy.log", name="caddy (bare)")
     cleanup.callback(process.stop)
     wait_until(lambda: accepts_connections(("127.0.0.1", port)), [process], process.name)
-    return port
+    return port, process
 
 
 def caddy_label(caddy: str | None, name: str) -> str:
@@ -202,7 +204,8 @@ def proxy_rows(name: str, stack: Stack, workdir: Path, cleanup: ExitStack, args)
     caddy = PROXIES[name][1]
     workers = restart_gunicorn(stack, cleanup, workdir)
     load = Load(workdir, stack.hosts, args.duration, args.connections)
-    bare_port = start_bare_server(stack, caddy, workdir, cleanup)
+    bare_port, bare_server = start_bare_server(stack, caddy, workdir, cleanup)
+    rendered_server = stack.processes[-1]
     static_path = "/static/" + static_file(stack)
     urls = {
         "dynamic": (stack.url("/"), f"https://{stack.domain}:{bare_port}/"),
@@ -231,23 +234,41 @@ def proxy_rows(name: str, stack: Stack, workdir: Path, cleanup: ExitStack, args)
         log(f"{name}: {kind}, {args.runs_load} x {args.duration:g} s each side")
         rendered, bare = interleaved(
             args.runs_load,
-            lambda url=rendered_url: load.requests_per_second(url),
-            lambda url=bare_url: load.requests_per_second(url),
+            lambda url=rendered_url: load.cost(url, rendered_server.popen.pid),
+            lambda url=bare_url: load.cost(url, bare_server.popen.pid),
         )
         page = "dynamic page (/)" if kind == "dynamic" else "static file"
+        twin = (
+            f"the same {label} binary with a bare reverse-proxy config (same certificate, "
+            "TLS settings and upstream)"
+        )
+        extra = {"load": load_settings, **({"file": static_path} if kind == "static" else {})}
         rows.append(
             row(
                 f"limit-{kind}-{name}",
                 f"{page} requests/s through the rendered {label} config",
-                f"the same {label} binary with a bare reverse-proxy config (same certificate, "
-                "TLS settings and upstream)",
+                twin,
                 "req/s",
-                rendered,
-                bare,
+                [run["rps"] for run in rendered],
+                [run["rps"] for run in bare],
                 ">=",
                 0.95,
-                load=load_settings,
-                **({"file": static_path} if kind == "static" else {}),
+                **extra,
+            )
+        )
+        # The same runs, seen from the server: its CPU time per request. 0.95x the
+        # throughput at the limit is 1/0.95 the CPU per request.
+        rows.append(
+            row(
+                f"limit-cpu-{kind}-{name}",
+                f"{page}: CPU time of the rendered {label} config's processes per request",
+                f"{twin}, the same runs",
+                "µs/request",
+                [run["cpu_us_per_request"] for run in rendered],
+                [run["cpu_us_per_request"] for run in bare],
+                "<=",
+                round(1 / 0.95, 3),
+                **extra,
             )
         )
     rows.append(slow_clients_row(name, label, stack, load, urls["dynamic"][0], args))

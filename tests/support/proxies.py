@@ -32,7 +32,8 @@ daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{
-    worker_connections 512;
+    # One client connection and one to gunicorn each: room for the benchmarks' 256.
+    worker_connections 1024;
 }}
 http {{
     include /etc/nginx/mime.types;
