@@ -739,12 +739,6 @@ class Answers(BaseModel):
         return self.proxy == "load_balancer" and (self.http_port, self.https_port) != (80, 443)
 
     @cached_property
-    def security_middleware(self) -> str:
-        if self.redirects_to_https_port:
-            return f"{self.project_slug}.https.SecurityMiddleware"
-        return "django.middleware.security.SecurityMiddleware"
-
-    @cached_property
     def production_requirements(self) -> list[str]:
         """What the production layer imports, beside Django: pyproject.toml's dependencies,
         and what a retrofit asks the project to add to its own."""
@@ -794,7 +788,7 @@ class Answers(BaseModel):
         """The values every generated file uses beside the answers themselves."""
         names = (
             "hosts", "https_port_suffix", "gunicorn_socket", "gunicorn_host", "gunicorn_port",
-            "settings_module", "redirects_to_https_port", "security_middleware",
+            "settings_module", "redirects_to_https_port",
             "production_requirements", "proxy_serves_static", "proxy_name", "proxy_user",
             "silenced_checks", "kubernetes_name", "staging_hosts",
         )  # fmt: skip

@@ -144,14 +144,9 @@ def test_values_computed_once_from_the_answers():
         ({"hsts_include_subdomains": False}, "silenced_checks", ["security.W005", "security.W021"]),
         ({"hsts_preload": True}, "silenced_checks", []),
         (
-            {"proxy": "load_balancer", "gunicorn_bind": "0.0.0.0:8000"},
-            "security_middleware",
-            "django.middleware.security.SecurityMiddleware",
-        ),
-        (
             {"proxy": "load_balancer", "gunicorn_bind": "0.0.0.0:8000", "https_port": 8443},
-            "security_middleware",
-            "my_site.https.SecurityMiddleware",
+            "redirects_to_https_port",
+            True,
         ),
         ({"https_port": 8443}, "redirects_to_https_port", False),
     ],

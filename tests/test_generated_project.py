@@ -48,6 +48,31 @@ def test_production_settings_pass_check_deploy_with_the_generated_env(
 
 
 @pytest.mark.parametrize("layout", ["split", "single"])
+def test_a_load_balancer_on_other_ports_keeps_djangos_security_middleware_and_its_checks(
+    rendered, project_python, layout
+):
+    """The redirect to the public HTTPS port wraps SecurityMiddleware instead of replacing
+    it: Django's deploy checks look for SecurityMiddleware by name (security.W001), and
+    skip every setting it reads when it is missing."""
+    answers = {"proxy": "load_balancer", "gunicorn_bind": "0.0.0.0:8000", "http_port": 8080,
+               "https_port": 8443, "settings_layout": layout}  # fmt: skip
+    project = rendered(**answers)
+    python = project_python("5.2")
+    env = {"DJANGO_SETTINGS_MODULE": settings_module(answers)}
+    result = run([python, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                 cwd=project, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    middleware = run([python, "-c", "import django; django.setup(); from django.conf import "
+                      "settings; print(settings.MIDDLEWARE[1:3])"], cwd=project, env=env)  # fmt: skip
+    assert middleware.stdout.strip() == str(
+        [
+            "my_site.https.HttpsPortRedirectMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+        ]
+    ), middleware.stderr
+
+
+@pytest.mark.parametrize("layout", ["split", "single"])
 def test_the_generated_env_serves_production_settings_over_https_only(
     fresh_project, project_python, tmp_path, layout
 ):
