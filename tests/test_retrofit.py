@@ -194,8 +194,9 @@ def retrofit_releases(tmp_path_factory) -> Path:
     template = snapshot_template(tmp_path_factory.mktemp("retrofit-releases") / "django-shipshape")
     edit(
         template / "includes/settings/security.py.jinja",
-        "# Health probes come over plain HTTP from inside the network.\n",
-        "# Health probes come over plain HTTP from inside the network: never redirected.\n",
+        "# Health and readiness probes come over plain HTTP from inside the network.\n",
+        "# Health and readiness probes come over plain HTTP from inside the network: never"
+        " redirected.\n",
     )
     release(template, "0.2.0")
     return template

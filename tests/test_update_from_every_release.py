@@ -199,5 +199,17 @@ def test_a_teams_project_updates_from_a_listed_release_to_the_working_tree(
     workflows = project / ".github/workflows"
     assert "persist-credentials: false" in (workflows / "ci.yml").read_text()
     assert (workflows / "template-update.yml").is_file()
-    check = check_deploy(project_python("5.2"), project, settings_module(answers))
+    # The update never writes .env, so the mail variables this release reads are unset:
+    # the release gate says so, as CHANGELOG.md tells the team, and nothing else.
+    python, module = project_python("5.2"), settings_module(answers)
+    check = check_deploy(python, project, module)
+    warned = set(re.findall(r"\((\w+\.\w+)\)", check.stdout + check.stderr))
+    assert check.returncode == 1 and warned == {"shipshape.W016", "shipshape.W018"}, check.stderr
+    # Once .env sets them, as the changelog says, the gate is clean.
+    with (project / ".env").open("a") as env_file:
+        env_file.write(
+            "DJANGO_ADMINS=ops@example.com\nDJANGO_SERVER_EMAIL=django@example.com\n"
+            "DJANGO_DEFAULT_FROM_EMAIL=noreply@example.com\n"
+        )
+    check = check_deploy(python, project, module)
     assert check.returncode == 0, check.stdout + check.stderr

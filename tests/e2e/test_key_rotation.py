@@ -25,6 +25,9 @@ from ..support.stack import Stack, serves_home_page, start_gunicorn, start_stack
 
 pytestmark = pytest.mark.xdist_group("key-rotation")
 
+# The session cookie's name in production (the __Host- prefix: Secure, path /, no domain).
+SESSION_COOKIE = "__Host-sessionid"
+
 
 def env_value(project: Path, name: str) -> str:
     lines = (project / ".env").read_text().splitlines()
@@ -110,8 +113,8 @@ def test_rotating_the_key_keeps_sessions_until_the_fallback_is_removed(rotating_
     seen = admin_index(client, stack, sessions["A"])
     assert logged_in(seen), "the old key's session was logged out despite the fallback"
     # Django moved the session to the new key under a new session id.
-    assert "sessionid" in seen.cookies
-    sessions["A"] = f"sessionid={seen.cookies['sessionid']}"
+    assert SESSION_COOKIE in seen.cookies
+    sessions["A"] = f"{SESSION_COOKIE}={seen.cookies[SESSION_COOKIE]}"
 
     assert run_runbook_block(stack, drop) == [f"restart {stack.slug}"]
     assert env_value(stack.project, "DJANGO_SECRET_KEY_FALLBACKS") == ""
