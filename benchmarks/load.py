@@ -79,28 +79,37 @@ class Load:
         requests = int(re.search(r"(\d+) requests in", output).group(1))
         return {"rps": parse_rps(output), "cpu_us_per_request": spent / requests * 1e6}
 
-    def latency(self, url: str, connections: int, headers: dict[str, str] | None = None) -> dict:
+    def latency(self, url: str, connections: int, server_pids: list[int] = ()) -> dict:
         """Requests per second, p50 and p99 (ms), and the errors wrk counted, if any.
 
-        Errors are recorded rather than raised: a peer that times out under 256
-        connections is a result, not a broken benchmark.
+        With `server_pids`, also the CPU time those processes and their descendants
+        spent per completed request. Errors are recorded
+        rather than raised: a peer that times out under 256 connections is a
+        result, not a broken benchmark.
         """
-        output = self.run(url, headers, connections=connections)
+        before = sum(tree_cpu_seconds(pid) for pid in server_pids)
+        output = self.run(url, connections=connections)
+        spent = sum(tree_cpu_seconds(pid) for pid in server_pids) - before
+        completed = int(re.search(r"(\d+) requests in", output).group(1))
+        # When nothing completed, the run's CPU time counts as one request's.
+        cpu = spent / max(completed, 1) * 1e6 if server_pids else None
         errors = [
             line.strip()
             for line in output.splitlines()
             if "Socket errors" in line or "Non-2xx" in line
         ]
-        if int(re.search(r"(\d+) requests in", output).group(1)) == 0:
+        if completed == 0:
             # Nothing came back within the run: every request waited at least that long.
             waited = self.duration * 1000.0
             errors.append(f"no request completed in {self.duration} s")
-            return {"rps": 0.0, "p50_ms": waited, "p99_ms": waited, "errors": errors}
+            return {"rps": 0.0, "p50_ms": waited, "p99_ms": waited, "errors": errors,
+                    "cpu_us_per_request": cpu}  # fmt: skip
         return {
             "rps": parse_rps(output),
             "p50_ms": percentile_ms(output, "50%"),
             "p99_ms": percentile_ms(output, "99%"),
             "errors": errors,
+            "cpu_us_per_request": cpu,
         }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -101,9 +100,28 @@ CONNECTIONS = (8, 64, 256)
 SLOW_CLIENTS = 100
 
 
-def gunicorn_workers() -> int:
-    """The process count deploy/gunicorn.conf.py picks on this machine (WEB_CONCURRENCY unset)."""
-    return min(2 * len(os.sched_getaffinity(0)) + 1, 8)
+def gunicorn_settings(stack: Stack, env: dict[str, str]) -> dict:
+    """The worker class, process and thread counts deploy/gunicorn.conf.py resolves to here."""
+    done = subprocess.run(
+        [stack.python.parent / "gunicorn", "-c", "deploy/gunicorn.conf.py", "--print-config",
+         f"{stack.slug}.wsgi"],
+        cwd=stack.project, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    resolved = dict(
+        (name.strip(), value.strip())
+        for name, _, value in (line.partition("=") for line in done.stdout.splitlines())
+    )
+    return {
+        "worker_class": resolved["worker_class"],
+        "workers": int(resolved["workers"]),
+        "threads": int(resolved["threads"]) if resolved["worker_class"] == "gthread" else 1,
+    }
+
+
+def workers_label(settings: dict) -> str:
+    """'3 sync workers', or '5 gthread workers x 4 threads'."""
+    label = f"{settings['workers']} {settings['worker_class']} workers"
+    return label + (f" x {settings['threads']} threads" if settings["threads"] > 1 else "")
 
 
 def wait_for_workers(process: Process, count: int) -> int:
@@ -117,19 +135,21 @@ def wait_for_workers(process: Process, count: int) -> int:
     return workers
 
 
-def restart_gunicorn(stack: Stack, cleanup: ExitStack, workdir: Path) -> int:
-    """Serve the stack with the generated config's own process count.
+def restart_gunicorn(stack: Stack, cleanup: ExitStack, workdir: Path) -> dict:
+    """Serve the stack with the generated config's own workers, as in production.
 
     The stack's harness starts gunicorn with WEB_CONCURRENCY=2; here
-    deploy/gunicorn.conf.py's default applies (2 x CPUs + 1), as in production.
+    deploy/gunicorn.conf.py's own count applies. Returns what it resolved to
+    (worker class, processes, threads) and how many workers booted.
     """
     stack.processes[0].stop()
     env = {k: v for k, v in stack.env.items() if k != "WEB_CONCURRENCY"}
+    settings = gunicorn_settings(stack, env)
     gunicorn = start_gunicorn(stack, workdir / "gunicorn-bench.log", env=env)
     cleanup.callback(gunicorn.stop)
     stack.processes[0] = gunicorn
     wait_until(lambda: accepts_connections(stack.gunicorn_address), [gunicorn], "gunicorn")
-    return wait_for_workers(gunicorn, gunicorn_workers())
+    return {**settings, "booted": wait_for_workers(gunicorn, settings["workers"])}
 
 
 def static_file(stack: Stack) -> str:
@@ -226,8 +246,9 @@ def proxy_rows(name: str, stack: Stack, workdir: Path, cleanup: ExitStack, args)
         "duration_seconds": args.duration,
         "wrk_threads": 1,
         "wrk_cpu": pinned()[2] if pinned() else None,
-        "gunicorn_workers": workers,
-        "gunicorn_threads_per_worker": 4,
+        "gunicorn_worker_class": workers["worker_class"],
+        "gunicorn_workers": workers["booted"],
+        "gunicorn_threads_per_worker": workers["threads"],
     }
     rows = []
     for kind, (rendered_url, bare_url) in urls.items():
@@ -315,8 +336,11 @@ def slow_clients_row(name: str, label: str, stack: Stack, load: Load, url: str, 
 
 def start_peer(
     peer: str, stack: Stack, workdir: Path, cleanup: ExitStack
-) -> tuple[int, Process, int]:
-    """A peer stack: gunicorn as its public files start it, behind the tutorial's nginx."""
+) -> tuple[int, list[Process], int]:
+    """A peer stack: gunicorn as its public files start it, behind the tutorial's nginx.
+
+    Returns the nginx port, the servers (gunicorn, nginx) and the workers booted.
+    """
     folder = workdir / f"peer-{peer}"
     folder.mkdir()
     upstream = free_port()
@@ -345,23 +369,30 @@ def start_peer(
         static_root=stack.project / "staticfiles",
         upstream=upstream,
     )
-    start_nginx_site(folder / "nginx", site, port, f"nginx ({peer})", cleanup)
-    return port, gunicorn, workers
+    nginx = start_nginx_site(folder / "nginx", site, port, f"nginx ({peer})", cleanup)
+    return port, [gunicorn, nginx], workers
 
 
 def peer_rows(stack: Stack, workdir: Path, cleanup: ExitStack, args) -> list[dict]:
     """Against the peers: the rendered nginx stack vs the stacks teams copy, at 8/64/256."""
     load = Load(workdir, stack.hosts, args.duration, args.connections)
     ours = stack.url("/")
+    mine_settings = gunicorn_settings(
+        stack, {k: v for k, v in stack.env.items() if k != "WEB_CONCURRENCY"}
+    )
+    rendered = f"the rendered nginx stack ({workers_label(mine_settings)})"
     peers = {}
     for peer in PEERS:
-        port, _, workers = start_peer(peer, stack, workdir, cleanup)
+        port, servers, workers = start_peer(peer, stack, workdir, cleanup)
         url = f"https://{stack.domain}:{port}/"
         expect_status(url, stack, 200)
-        peers[peer] = (url, workers)
+        peers[peer] = (url, servers, workers)
+    # The rendered stack's servers: gunicorn and nginx.
+    sides = [(ours, [stack.processes[0], stack.processes[-1]])]
+    sides += [(url, servers) for url, servers, _ in peers.values()]
     if not args.quick:
         log("peers: warm-up")
-        for url in [ours, *(url for url, _ in peers.values())]:
+        for url, _ in sides:
             load.requests_per_second(url, duration=1)
 
     rows = []
@@ -370,15 +401,18 @@ def peer_rows(stack: Stack, workdir: Path, cleanup: ExitStack, args) -> list[dic
         measured = interleaved(
             args.runs_load,
             *(
-                lambda url=url, c=connections: load.latency(url, c)
-                for url in [ours, *(url for url, _ in peers.values())]
+                lambda url=url, servers=servers, c=connections: load.latency(
+                    url, c, [server.popen.pid for server in servers]
+                )
+                for url, servers in sides
             ),
         )
         mine = measured[0]
-        for (peer, (_, workers)), theirs in zip(peers.items(), measured[1:], strict=True):
+        for (peer, (_, _, workers)), theirs in zip(peers.items(), measured[1:], strict=True):
             common = {
                 "connections": connections,
                 "peer_gunicorn_workers": workers,
+                "rendered_gunicorn": mine_settings,
                 "p50_ms": {
                     "rendered": summary([m["p50_ms"] for m in mine]),
                     "peer": summary([m["p50_ms"] for m in theirs]),
@@ -388,11 +422,12 @@ def peer_rows(stack: Stack, workdir: Path, cleanup: ExitStack, args) -> list[dic
                     "peer": sorted({e for m in theirs for e in m["errors"]}),
                 },
             }
+            stack_label = f"the {peer} stack ({workers} sync worker{'s' * (workers > 1)})"
             rows.append(
                 row(
                     f"peer-{peer}-rps-c{connections}",
-                    f"requests/s of the rendered nginx stack, {connections} connections",
-                    f"the {peer} stack ({workers} sync worker{'s' * (workers > 1)})",
+                    f"requests/s of {rendered}, {connections} connections",
+                    stack_label,
                     "req/s",
                     [m["rps"] for m in mine],
                     [m["rps"] for m in theirs],
@@ -404,7 +439,7 @@ def peer_rows(stack: Stack, workdir: Path, cleanup: ExitStack, args) -> list[dic
             rows.append(
                 row(
                     f"peer-{peer}-p99-c{connections}",
-                    f"p99 latency of the rendered nginx stack, {connections} connections",
+                    f"p99 latency of {rendered}, {connections} connections",
                     f"the {peer} stack's p99",
                     "ms",
                     [m["p99_ms"] for m in mine],
@@ -414,6 +449,22 @@ def peer_rows(stack: Stack, workdir: Path, cleanup: ExitStack, args) -> list[dic
                     **common,
                 )
             )
-    for peer, (url, _) in peers.items():
+            # What the servers (gunicorn and nginx) spent per request, in the same
+            # runs: 1.5x the throughput on the same CPUs needs each request to cost
+            # at most 1/1.5 of the peer's CPU time.
+            rows.append(
+                row(
+                    f"peer-{peer}-cpu-c{connections}",
+                    f"CPU time of {rendered}'s servers per request, {connections} connections",
+                    f"{stack_label}, the same runs",
+                    "µs/request",
+                    [m["cpu_us_per_request"] for m in mine],
+                    [m["cpu_us_per_request"] for m in theirs],
+                    "<=",
+                    round(1 / 1.5, 3),
+                    **common,
+                )
+            )
+    for peer, (url, _, _) in peers.items():
         rows.append(slow_clients_row(peer, f"the {peer} stack", stack, load, url, args))
     return rows

@@ -30,7 +30,7 @@ QUICK_ROWS = {
     *(
         f"peer-{peer}-{what}-c{c}"
         for peer in PEERS
-        for what in ("rps", "p99")
+        for what in ("rps", "p99", "cpu")
         for c in (8, 64, 256)
     ),
     *(f"slow-clients-{peer}" for peer in PEERS),
@@ -87,6 +87,10 @@ def test_quick_benchmark_writes_every_row_with_measurements_and_the_machine(tmp_
     # The peers run as their public files say: gunicorn's one sync worker, and four.
     assert rows["peer-tutorial-rps-c64"]["peer_gunicorn_workers"] == 1
     assert rows["peer-cookiecutter-django-rps-c64"]["peer_gunicorn_workers"] == 4
+    # The rendered stack runs deploy/gunicorn.conf.py's own workers: sync, behind nginx.
+    rendered = rows["peer-tutorial-rps-c64"]["rendered_gunicorn"]
+    assert rendered["worker_class"] == "sync" and rendered["threads"] == 1, rendered
+    assert rows["limit-dynamic-nginx"]["load"]["gunicorn_worker_class"] == "sync"
     for peer in PEERS:
         p50 = rows[f"peer-{peer}-p99-c64"]["p50_ms"]
         assert 0 < p50["rendered"]["median"] <= rows[f"peer-{peer}-p99-c64"]["subject"]["median"]

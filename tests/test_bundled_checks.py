@@ -653,7 +653,7 @@ GUNICORN_BREAKS = [
      f'bind = ["unix:/run/{"my_site" * 20}/gunicorn.sock"]'), {},
      "gunicorn cannot bind 'unix:/run/" + "my_site" * 20 + "/gunicorn.sock': a unix socket path "
      "of 159 bytes, over the 107 allowed"),
-    ("config-file-raises", ('worker_class = "gthread"\n', 'worker_class = "gthread"\n'
+    ("config-file-raises", ('proc_name = "my_site"\n', 'proc_name = "my_site"\n'
      'os.environ["WEB_CONCURRENCY"] = "two"\n'), {},
      "gunicorn.conf.py does not run: ValueError: invalid literal for int() with base 10: 'two'"),
     ("web-concurrency-not-a-number", None, {"WEB_CONCURRENCY": "many"},
