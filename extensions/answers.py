@@ -227,6 +227,22 @@ def is_file_path(value: str) -> bool:
     return bool(FILE_PATH.fullmatch(value)) and not path_segments_problem(value)
 
 
+def check_probe_path(value: str, admin_path: str | None, example: str) -> None:
+    """Refuse a probe's URL path (health or readiness) that is malformed or overlaps a
+    URL the project already serves: the admin (`admin_path`, None when it was refused),
+    static or media files. `example` is the path the message suggests instead."""
+    if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
+        raise refuse(f"'{value}' must be an absolute path without a trailing slash, e.g. {example}")
+    admin = "/" + (admin_path if admin_path is not None else "\0")
+    if (
+        (value + "/").startswith(admin)
+        or admin.startswith(value + "/")
+        or value.split("/")[1] in ("static", "media")
+    ):
+        raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. {example}")  # fmt: skip
+    refuse_if_longer(value, MAX_URL_PATH)
+
+
 def path_segments_problem(value: str) -> str | None:
     if any(segment in (".", "..") for segment in value.split("/")):
         return f"'{value}' has a '.' or '..' segment; give the path without them"
@@ -479,18 +495,7 @@ class Answers(BaseModel):
     @field_validator("health_path")
     @classmethod
     def _health_path(cls, value: str, info: ValidationInfo) -> str:
-        if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
-            raise refuse(
-                f"'{value}' must be an absolute path without a trailing slash, e.g. /healthz"
-            )
-        admin = "/" + info.data.get("admin_path", "\0")
-        if (
-            (value + "/").startswith(admin)
-            or admin.startswith(value + "/")
-            or value.split("/")[1] in ("static", "media")
-        ):
-            raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. /healthz")  # fmt: skip
-        refuse_if_longer(value, MAX_URL_PATH)
+        check_probe_path(value, info.data.get("admin_path"), "/healthz")
         return value
 
     @field_validator("existing_settings_module")
@@ -639,23 +644,12 @@ class Answers(BaseModel):
         if "health_path" not in info.data and "readiness_path" not in given(info):
             return value  # derived from a refused health_path, which is the one reported
         example = readiness_path_from(info.data.get("health_path", "/healthz"))
-        if not ABSOLUTE_URL_PATH.fullmatch(value) or path_segments_problem(value):
-            raise refuse(
-                f"'{value}' must be an absolute path without a trailing slash, e.g. {example}"
-            )
         if value == info.data.get("health_path"):
             raise refuse(
                 f"'{value}' is the health path, which stays a cheap liveness answer; "
                 f"give readiness its own path, e.g. {example}"
             )
-        admin = "/" + info.data.get("admin_path", "\0")
-        if (
-            (value + "/").startswith(admin)
-            or admin.startswith(value + "/")
-            or value.split("/")[1] in ("static", "media")
-        ):
-            raise refuse(f"'{value}' overlaps the admin, static or media URLs; pick its own path, e.g. {example}")  # fmt: skip
-        refuse_if_longer(value, MAX_URL_PATH)
+        check_probe_path(value, info.data.get("admin_path"), example)
         return value
 
     @field_validator("security_contact")
