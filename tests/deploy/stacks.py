@@ -38,7 +38,12 @@ from ..support.processes import ServerFailed, clean_env, wait_until
 from ..support.project import settings_module
 from ..support.proxies import nginx_main_conf, nginx_test, start_nginx
 from ..support.rendering import render
-from ..support.stack import ADMIN_PASSWORD, ADMIN_USERNAME, LB_FRONT_CONF, Certificates
+from ..support.stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    Certificates,
+    write_load_balancer_front,
+)
 
 UP_TIMEOUT = 180
 
@@ -191,15 +196,10 @@ def start_load_balancer_front(cleanup: ExitStack, stack: ComposeStack, folder: P
     """The stand-in load balancer: nginx on the host terminating TLS with the site's
     certificate, forwarding to gunicorn's published port with X-Forwarded-Proto."""
     folder.mkdir(parents=True)
-    include = folder / "load_balancer_front.conf"
-    include.write_text(
-        LB_FRONT_CONF.read_text()
-        .replace("@HTTP_PORT@", str(stack.http_port))
-        .replace("@HTTPS_PORT@", str(stack.https_port))
-        .replace("@CERT@", str(stack.certificates.cert_path))
-        .replace("@KEY@", str(stack.certificates.key_path))
-        .replace("@GUNICORN@", f"127.0.0.1:{stack.gunicorn_port}")
-    )
+    include = write_load_balancer_front(
+        folder, stack.http_port, stack.https_port, stack.certificates,
+        f"127.0.0.1:{stack.gunicorn_port}",
+    )  # fmt: skip
     conf = nginx_main_conf(folder, include)
     checked = nginx_test(conf)
     if checked.returncode != 0:

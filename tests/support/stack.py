@@ -276,6 +276,23 @@ def serves_home_page(stack: Stack) -> bool:
         return False
 
 
+def write_load_balancer_front(
+    folder: Path, http_port: int, https_port: int, certificates: Certificates, upstream: str
+) -> Path:
+    """The stand-in load balancer's nginx site (load_balancer_front.conf) in `folder`:
+    TLS with the site's certificate on the public ports, plain HTTP to `upstream`."""
+    include = folder / "load_balancer_front.conf"
+    include.write_text(
+        LB_FRONT_CONF.read_text()
+        .replace("@HTTP_PORT@", str(http_port))
+        .replace("@HTTPS_PORT@", str(https_port))
+        .replace("@CERT@", str(certificates.cert_path))
+        .replace("@KEY@", str(certificates.key_path))
+        .replace("@GUNICORN@", upstream)
+    )
+    return include
+
+
 def start_front(stack: Stack, workdir: Path, caddy: str) -> Process:
     """Start what stands in front of gunicorn, from the rendered config unchanged."""
     front_dir = workdir / "front"
@@ -287,15 +304,9 @@ def start_front(stack: Stack, workdir: Path, caddy: str) -> Process:
     if stack.proxy == "nginx":
         include = stack.project / "deploy" / "nginx" / f"{stack.slug}.conf"
     else:
-        include = front_dir / "load_balancer_front.conf"
         host, port = stack.gunicorn_address
-        include.write_text(
-            LB_FRONT_CONF.read_text()
-            .replace("@HTTP_PORT@", str(stack.http_port))
-            .replace("@HTTPS_PORT@", str(stack.https_port))
-            .replace("@CERT@", str(stack.certificates.cert_path))
-            .replace("@KEY@", str(stack.certificates.key_path))
-            .replace("@GUNICORN@", f"{host}:{port}")
+        include = write_load_balancer_front(
+            front_dir, stack.http_port, stack.https_port, stack.certificates, f"{host}:{port}"
         )
     conf = nginx_main_conf(front_dir, include)
     checked = nginx_test(conf)
