@@ -9,13 +9,14 @@ tests leave the stacks serving as before.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from ..support.client import DROPPED, raw_status
+from ..support.client import DROPPED, Client, cookie_header, raw_status
 from ..support.stack import Stack
 from .conftest import OWN_PROXIES, PROXIES
 
@@ -144,6 +145,56 @@ def test_a_body_over_the_limit_is_refused_with_413_by_the_proxy(served):
     chunked = client.raw(f"{head}\r\nTransfer-Encoding: chunked", sni=stack.domain,
                          body=chunks + b"0\r\n\r\n")  # fmt: skip
     assert chunked == 413, ("chunked", chunked)
+
+
+# More than the test stacks' gunicorn processes (WEB_CONCURRENCY=2), fewer than one
+# threaded process's 4 threads.
+SLOW_UPLOADS = 3
+
+
+@own_proxies
+def test_slow_uploads_do_not_take_the_workers_another_visitor_needs(served):
+    """Uploads that send their headers and then trickle (or stall) must not hold gunicorn.
+
+    nginx reads a whole body before passing the request on, so its sync workers never
+    see the stalled uploads; Caddy passes bodies on as they arrive, to threaded workers,
+    where each stalled upload holds one thread. Either way the home page is served at
+    once while the uploads wait; a sync worker fed an unbuffered body would wait with
+    them until gunicorn's 30 s timeout.
+    """
+    stack, client = served
+    admin = stack.answers.get("admin_path", "admin/")
+    context = client.tls_context()
+    # As a browser sends a login form, with its Origin and the CSRF cookie, so Django's
+    # CSRF check goes on to read the body (without them it refuses at once, and frees
+    # the worker).
+    site = f"{stack.domain}:{stack.https_port}"
+    cookie = cookie_header(client.get(f"/{admin}login/", host=stack.domain))
+    head = (f"POST /{admin}login/ HTTP/1.1\r\nHost: {site}\r\nOrigin: https://{site}\r\n"
+            f"Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            "Content-Length: 100000\r\n\r\nusername=")  # fmt: skip
+    uploads = []
+    try:
+        for _ in range(SLOW_UPLOADS):
+            plain = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+            upload = context.wrap_socket(plain, server_hostname=stack.domain)
+            uploads.append(upload)
+            upload.sendall(head.encode())
+        time.sleep(1)  # time for the proxy to pass on whatever it passes on
+        visitor = Client(stack.ca_path, stack.http_port, stack.https_port, timeout=10)
+        response = visitor.get("/", host=stack.domain)
+        assert response.status_code == 200, stack.logs()[-3000:]
+        # The uploads were still waiting all along: nothing has answered them.
+        for upload in uploads:
+            upload.settimeout(0.2)
+            try:
+                answered = upload.recv(300)
+            except TimeoutError:
+                continue
+            raise AssertionError(f"an upload was answered before its body came: {answered!r}")
+    finally:
+        for upload in uploads:
+            upload.close()
 
 
 # 2. The host of an absolute-form request line and the Host header disagree.
